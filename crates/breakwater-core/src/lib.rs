@@ -2,13 +2,20 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod budget;
 pub mod class;
+pub mod deadline;
 pub mod key;
 pub mod rng;
 pub mod time;
 
 pub use backoff::{Backoff, Jitter};
+pub use budget::{
+    Budget, BudgetConfig, QuotaBudget, QuotaConfig, RatioBudget, RatioConfig, Refused, RetryBudget,
+    RetryReason, ThrottleBudget, ThrottleConfig, Withdrawal,
+};
 pub use class::{Class, ClassKind, ClassSet, Fatal};
+pub use deadline::Deadline;
 pub use key::Key;
 pub use rng::Rng;
 pub use time::Time;
