@@ -2,7 +2,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod budget;
 pub mod class;
+pub mod deadline;
 pub mod key;
 pub mod outcome;
 pub mod retry_after;
@@ -11,7 +13,12 @@ pub mod taxonomy;
 pub mod time;
 
 pub use backoff::{Backoff, Jitter};
+pub use budget::{
+    Budget, BudgetConfig, QuotaBudget, QuotaConfig, RatioBudget, RatioConfig, Refused, RetryBudget,
+    RetryReason, ThrottleBudget, ThrottleConfig, Withdrawal,
+};
 pub use class::{Class, ClassKind, ClassSet, Fatal};
+pub use deadline::Deadline;
 pub use key::Key;
 pub use outcome::{ErrorCode, Hints, Outcome, TimeoutPhase};
 pub use rng::Rng;
