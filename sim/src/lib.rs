@@ -14,4 +14,5 @@
 //! Nothing here reads a clock or a global RNG, and no order depends on hash iteration.
 
 pub mod dist;
+pub mod provider;
 pub mod scenario;
