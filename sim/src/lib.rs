@@ -14,5 +14,6 @@
 //! Nothing here reads a clock or a global RNG, and no order depends on hash iteration.
 
 pub mod dist;
+pub mod measure;
 pub mod provider;
 pub mod scenario;
