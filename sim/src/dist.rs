@@ -1,0 +1,134 @@
+//! The random distributions the simulator draws from.
+//!
+//! Every draw takes the caller's `&mut R: Rng` (a seeded ChaCha stream per entity, made
+//! by the engine), so the same seed gives the same draws. The math is plain `f64`
+//! (`ln`, `exp`, `cos` from the platform's libm), so results are identical run to run on
+//! one machine; across platforms, libm may differ in the last bit.
+
+use breakwater_core::Rng;
+
+/// A log-normal distribution given by its median and its shape `sigma`
+/// (the standard deviation of the underlying normal). `sigma = 0` is the constant `median`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogNormal {
+    /// The median (`e^μ`), in the caller's unit.
+    pub median: f64,
+    /// The shape: the standard deviation of `ln X`.
+    pub sigma: f64,
+}
+
+impl LogNormal {
+    /// A constant: every draw is `value`.
+    #[must_use]
+    pub const fn constant(value: f64) -> LogNormal {
+        LogNormal {
+            median: value,
+            sigma: 0.0,
+        }
+    }
+
+    /// One draw: `median · e^(sigma · Z)` with `Z` standard normal. Never negative or NaN
+    /// for a validated distribution (`median ≥ 0`, `sigma ≥ 0`, both finite).
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        if self.sigma == 0.0 {
+            return self.median;
+        }
+        let x = self.median * (self.sigma * standard_normal(rng)).exp();
+        if x.is_finite() { x } else { f64::MAX }
+    }
+
+    /// The mean: `median · e^(sigma²/2)`.
+    #[must_use]
+    pub fn mean(&self) -> f64 {
+        self.median * (self.sigma * self.sigma / 2.0).exp()
+    }
+}
+
+/// A standard normal draw (Box–Muller; one of the pair is used, so one draw costs two
+/// uniforms and the stream stays simple to reason about).
+pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    // 1 - u is in (0, 1], so ln never sees 0.
+    let u1 = 1.0 - rng.next_f64();
+    let u2 = rng.next_f64();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// An exponential draw with the given mean (`mean ≤ 0` gives 0).
+pub fn exponential<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
+    if mean <= 0.0 || mean.is_nan() {
+        return 0.0;
+    }
+    // 1 - u is in (0, 1], so the log is finite.
+    -mean * (1.0 - rng.next_f64()).ln()
+}
+
+/// `true` with probability `p` (clamped to `[0, 1]`; `p ≤ 0` never draws).
+pub fn bernoulli<R: Rng + ?Sized>(rng: &mut R, p: f64) -> bool {
+    if p <= 0.0 || p.is_nan() {
+        return false;
+    }
+    if p >= 1.0 {
+        return true;
+    }
+    rng.next_f64() < p
+}
+
+/// Milliseconds (any finite or infinite `f64`) as whole nanoseconds, saturating; NaN and
+/// negatives give 0.
+#[must_use]
+pub fn ms_to_nanos(ms: f64) -> u64 {
+    secs_to_nanos(ms / 1e3)
+}
+
+/// Seconds as whole nanoseconds (rounded), saturating; NaN and negatives give 0.
+#[must_use]
+pub fn secs_to_nanos(secs: f64) -> u64 {
+    let n = (secs * 1e9).round();
+    if n.is_nan() || n <= 0.0 {
+        0
+    } else {
+        // `as` saturates at u64::MAX for values above it.
+        n as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use breakwater_core::rng::seeded;
+
+    #[test]
+    fn lognormal_median_is_the_median() {
+        let d = LogNormal {
+            median: 100.0,
+            sigma: 0.8,
+        };
+        let mut rng = seeded(3);
+        let mut xs: Vec<f64> = (0..20_001).map(|_| d.sample(&mut rng)).collect();
+        xs.sort_by(f64::total_cmp);
+        let median = xs[10_000];
+        assert!((median - 100.0).abs() < 5.0, "median {median}");
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - d.mean()).abs() / d.mean() < 0.05, "mean {mean}");
+    }
+
+    #[test]
+    fn constant_and_edge_draws() {
+        let mut rng = seeded(1);
+        assert_eq!(LogNormal::constant(7.0).sample(&mut rng), 7.0);
+        assert_eq!(exponential(&mut rng, 0.0), 0.0);
+        assert!(!bernoulli(&mut rng, 0.0));
+        assert!(bernoulli(&mut rng, 1.0));
+        assert!(!bernoulli(&mut rng, f64::NAN));
+        let mean = (0..20_000).map(|_| exponential(&mut rng, 5.0)).sum::<f64>() / 20_000.0;
+        assert!((mean - 5.0).abs() < 0.2, "{mean}");
+    }
+
+    #[test]
+    fn conversions_saturate() {
+        assert_eq!(ms_to_nanos(1.5), 1_500_000);
+        assert_eq!(secs_to_nanos(-1.0), 0);
+        assert_eq!(secs_to_nanos(f64::NAN), 0);
+        assert_eq!(secs_to_nanos(f64::INFINITY), u64::MAX);
+    }
+}
