@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod breaker;
 pub mod budget;
 pub mod class;
 pub mod deadline;
@@ -13,6 +14,7 @@ pub mod taxonomy;
 pub mod time;
 
 pub use backoff::{Backoff, Jitter};
+pub use breaker::{Admit, Breaker, BreakerConfig, BreakerEvent, Permit, RejectReason, Rejection, State, Window};
 pub use budget::{
     Budget, BudgetConfig, QuotaBudget, QuotaConfig, RatioBudget, RatioConfig, Refused, RetryBudget,
     RetryReason, ThrottleBudget, ThrottleConfig, Withdrawal,

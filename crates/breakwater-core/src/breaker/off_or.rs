@@ -1,0 +1,75 @@
+//! Serde for the breaker's optional checks: `false` (or null) is off, anything else is
+//! the value. TOML has no null, so `Option`'s own form cannot say "off" there.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::{F64Deserializer, I64Deserializer, MapAccessDeserializer};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::{Serialize, Serializer};
+
+/// Writes the value, or `false` for `None`.
+pub(super) fn serialize<T: Serialize, S: Serializer>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => value.serialize(s),
+        None => s.serialize_bool(false),
+    }
+}
+
+/// Reads a value, or `false` / null as `None`.
+pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    d.deserialize_any(OffOr(PhantomData))
+}
+
+/// Accepts what `T` accepts from a self-describing format (numbers and maps are
+/// all the breaker needs), plus `false` and null.
+struct OffOr<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for OffOr<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a setting, or false to turn it off")
+    }
+
+    fn visit_bool<E: de::Error>(self, on: bool) -> Result<Option<T>, E> {
+        if on {
+            Err(E::invalid_value(de::Unexpected::Bool(true), &self))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<T>, E> {
+        T::deserialize(de::value::U64Deserializer::new(v)).map(Some)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<T>, E> {
+        T::deserialize(I64Deserializer::new(v)).map(Some)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<T>, E> {
+        T::deserialize(F64Deserializer::new(v)).map(Some)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
+}
