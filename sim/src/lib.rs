@@ -16,4 +16,6 @@
 pub mod dist;
 pub mod measure;
 pub mod provider;
+pub mod report;
 pub mod scenario;
+pub mod workload;
