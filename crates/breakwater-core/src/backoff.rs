@@ -17,6 +17,7 @@
 //! | [`Jitter::Full`] (default) | uniform in `[0, v]` |
 //! | [`Jitter::Equal`] | `v/2 +` uniform in `[0, v/2]` |
 //! | [`Jitter::Decorrelated`] | uniform in `[base, min(cap, 3 · previous)]`, `previous` starting at `base` |
+//! | [`Jitter::Proportional`] | `v · (1 − 0.25 · U)`, U uniform in `[0, 1)`: what the official Anthropic and OpenAI SDKs do |
 //!
 //! Full jitter does the least total work for a contended resource; equal jitter keeps
 //! a floor under every wait; decorrelated grows from the previous wait rather than from
@@ -42,6 +43,9 @@ pub enum Jitter {
     Equal,
     /// Uniform in `[base, min(cap, 3 · previous)]`.
     Decorrelated,
+    /// `ceiling · (1 − 0.25 · U)`: at most a quarter off the ceiling, as the official
+    /// Anthropic and OpenAI SDKs jitter (so clients stay nearly in step).
+    Proportional,
 }
 
 /// An exponential backoff schedule: `min(cap, base · multiplierʳᵉᵗʳʸ)`, jittered.
@@ -169,6 +173,10 @@ impl Backoff {
                 let half = v / 2;
                 Duration::from_nanos(v - half + rng.up_to(half))
             }
+            Jitter::Proportional => {
+                let v = nanos(self.ceiling(retry));
+                Duration::from_nanos(v - rng.up_to(v / 4))
+            }
             Jitter::Decorrelated => {
                 let cap = nanos(self.cap);
                 let low = nanos(self.base).min(cap);
@@ -275,6 +283,13 @@ mod tests {
         }
 
         #[test]
+        fn proportional_jitter_takes_at_most_a_quarter_off(b in schedule(), retry in 0u32..64, seed: u64) {
+            let v = b.ceiling(retry);
+            let d = b.with_jitter(Jitter::Proportional).delay(retry, None, &mut seeded(seed));
+            prop_assert!(d <= v && d >= v - v / 4, "{d:?} outside [3/4·{v:?}, {v:?}]");
+        }
+
+        #[test]
         fn decorrelated_grows_from_the_previous(b in schedule(), previous in 0u64..200_000, seed: u64) {
             let b = b.with_jitter(Jitter::Decorrelated);
             let previous = ms(previous);
@@ -285,7 +300,8 @@ mod tests {
 
         #[test]
         fn same_seed_same_delays(b in schedule(), seed: u64, jitter in prop_oneof![
-            Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated)
+            Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated),
+            Just(Jitter::Proportional)
         ]) {
             let b = b.with_jitter(jitter);
             let run = |seed| {

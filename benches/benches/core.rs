@@ -1,0 +1,175 @@
+//! The core's hot paths: breaker admit + record, budget withdraw + deposit, one
+//! backoff delay, the request plan's whole success path, and registry look-ups.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use breakwater_benches::route;
+use breakwater_core::budget::{QuotaConfig, RatioConfig, RetryReason, ThrottleConfig};
+use breakwater_core::{
+    Action, Admit, Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Class, Deadline, Jitter,
+    Key, Outcome, Plan, Registry, RegistryConfig, RequestOptions, RetryBudget, TaskKind, Time,
+    Usage, rng,
+};
+use criterion::{BatchSize, Criterion};
+
+pub(crate) fn breaker(c: &mut Criterion) {
+    let mut group = c.benchmark_group("breaker");
+    let configs = [
+        (
+            "consecutive_only",
+            BreakerConfig {
+                window: None,
+                failure_rate: None,
+                ..BreakerConfig::default()
+            },
+        ),
+        ("count_window", BreakerConfig::default()),
+    ];
+    for (name, config) in configs {
+        let breaker = Breaker::new(config, 1);
+        let now = Time::from_secs(1);
+        group.bench_function(format!("closed_admit_record/{name}"), |b| {
+            b.iter(|| {
+                if let Admit::Admitted(permit) = breaker.admit(black_box(now)) {
+                    breaker.record(now, permit, &Class::Success, Duration::from_millis(1));
+                }
+            });
+        });
+    }
+    let open = Breaker::new(BreakerConfig::default(), 1);
+    open.force_open(Time::ZERO);
+    group.bench_function("open_rejection", |b| {
+        b.iter(|| {
+            black_box(matches!(
+                open.admit(black_box(Time::from_secs(1))),
+                Admit::Rejected(_)
+            ))
+        });
+    });
+    group.finish();
+}
+
+pub(crate) fn budget(c: &mut Criterion) {
+    let mut group = c.benchmark_group("budget/withdraw_deposit");
+    let kinds = [
+        ("ratio", BudgetConfig::Ratio(RatioConfig::default())),
+        (
+            "throttle",
+            BudgetConfig::Throttle(ThrottleConfig::default()),
+        ),
+        ("quota", BudgetConfig::Quota(QuotaConfig::default())),
+    ];
+    for (name, config) in kinds {
+        let mut budget = Budget::new(&config);
+        let mut t = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                t += 1_000;
+                let now = Time::from_nanos(t);
+                budget.on_request(now);
+                let withdrawal = budget.try_withdraw(now, RetryReason::Error).ok();
+                budget.on_attempt(now, true, withdrawal);
+            });
+        });
+    }
+    group.finish();
+}
+
+pub(crate) fn backoff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("backoff/delay");
+    let mut rng = rng::seeded(1);
+    for jitter in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
+        let backoff = Backoff::exponential(Duration::from_millis(500), Duration::from_secs(30))
+            .with_jitter(jitter);
+        group.bench_function(format!("{jitter:?}").to_lowercase(), |b| {
+            b.iter(|| {
+                black_box(backoff.delay(black_box(3), Some(Duration::from_secs(2)), &mut rng))
+            });
+        });
+    }
+    group.finish();
+}
+
+pub(crate) fn plan(c: &mut Criterion) {
+    let (_registry, route) = route();
+    let mut rng = rng::seeded(1);
+    let mut group = c.benchmark_group("plan");
+    group.bench_function("success_path", |b| {
+        b.iter(|| {
+            let now = Time::from_secs(1);
+            let mut plan = Plan::new(
+                &route,
+                TaskKind::Interactive,
+                Deadline::after(now, Duration::from_secs(30)),
+                RequestOptions::default(),
+            );
+            let Action::Attempt(attempt) = plan.poll(now, &mut rng) else {
+                unreachable!()
+            };
+            let done = now + Duration::from_millis(800);
+            plan.on_outcome(done, attempt.id, Outcome::Success, Usage::new(1000, 200));
+            black_box(plan.poll(done, &mut rng))
+        });
+    });
+    group.bench_function("one_retry_then_success", |b| {
+        let overloaded = Outcome::Status {
+            status: 503,
+            error: None,
+            hints: Default::default(),
+        };
+        b.iter(|| {
+            let mut now = Time::from_secs(1);
+            let mut plan = Plan::new(
+                &route,
+                TaskKind::Interactive,
+                Deadline::after(now, Duration::from_secs(30)),
+                RequestOptions::default(),
+            );
+            let mut outcome = overloaded;
+            loop {
+                match plan.poll(now, &mut rng) {
+                    Action::Attempt(attempt) => {
+                        now = now + Duration::from_millis(200);
+                        plan.on_outcome(now, attempt.id, outcome, Usage::default());
+                        outcome = Outcome::Success;
+                    }
+                    Action::Wait { until } => now = until,
+                    other => break black_box(other),
+                }
+            }
+        });
+    });
+    group.finish();
+}
+
+pub(crate) fn registry(c: &mut Criterion) {
+    let mut group = c.benchmark_group("registry/lookup_admit");
+    for keys in [1usize, 100, 10_000] {
+        let registry = Registry::new(RegistryConfig::default()).expect("default registry is valid");
+        let names: Vec<Key> = (0..keys)
+            .map(|i| Key::new("provider", &format!("model-{i}")))
+            .collect();
+        for key in &names {
+            let _ = registry.breaker(key);
+        }
+        let mut i = 0;
+        group.bench_function(format!("{keys}_keys"), |b| {
+            b.iter_batched(
+                || {
+                    i = (i + 7919) % keys;
+                    &names[i]
+                },
+                |key| {
+                    let breaker = registry.breaker(key).expect("breakers are on");
+                    black_box(matches!(
+                        breaker.admit(Time::from_secs(1)),
+                        Admit::Admitted(_)
+                    ))
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}

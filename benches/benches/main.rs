@@ -1,0 +1,16 @@
+//! Breakwater's benchmarks: one criterion target, one module per group.
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
+
+use criterion::{criterion_group, criterion_main};
+
+mod core;
+
+criterion_group!(
+    benches,
+    core::breaker,
+    core::budget,
+    core::backoff,
+    core::plan,
+    core::registry
+);
+criterion_main!(benches);

@@ -1,0 +1,696 @@
+//! The request plan: the per-request state machine every driver runs.
+//!
+//! A [`Plan`] decides everything about one request — which step to try, when to
+//! retry, how long to wait, when to fall back, when to give up and what to return
+//! then — and does no I/O. The driver (the HTTP adapter, the simulator, a test) owns
+//! time and the network. It calls, in a loop:
+//!
+//! - **output** [`Plan::poll`]`(now, rng)`: what to do next, an [`Action`];
+//! - **inputs** [`Plan::on_outcome`] when an attempt ends and [`Plan::on_cache`] when
+//!   it answers [`Action::LookupCache`];
+//! - **timer** [`Plan::poll_timeout`]: when to poll next if nothing arrives first. A
+//!   spurious poll is harmless: it returns another [`Action::Wait`].
+//!
+//! ```
+//! # use std::time::Duration;
+//! # use breakwater_core::*;
+//! # use breakwater_core::route::RouteConfig;
+//! let config: RouteConfig = toml::from_str(r#"
+//!     name = "chat"
+//!     [[step]]
+//!     provider = "anthropic"
+//!     model = "claude-sonnet-4-5"
+//! "#).unwrap();
+//! let registry = Registry::new(RegistryConfig::default()).unwrap();
+//! let route = Route::bind(&config, &registry, &PriceTable::new()).unwrap();
+//! let mut rng = rng::seeded(7);
+//! let mut now = Time::ZERO;
+//! let deadline = Deadline::after(now, Duration::from_secs(30));
+//! let mut plan = Plan::new(&route, TaskKind::Interactive, deadline, RequestOptions::default());
+//! let finished = loop {
+//!     match plan.poll(now, &mut rng) {
+//!         Action::Attempt(attempt) => {
+//!             // Send it with `attempt.timeout`; here the provider answers in 800 ms.
+//!             now = now + Duration::from_millis(800);
+//!             plan.on_outcome(now, attempt.id, Outcome::Success, Usage::new(1200, 300));
+//!         }
+//!         Action::Wait { until } => now = until, // sleep, or wait for an outcome
+//!         Action::Notice(Notice::Slow) => {}     // tell the user: taking longer than usual
+//!         Action::LookupCache => plan.on_cache(now, false),
+//!         Action::Finish(finished) => break finished,
+//!     }
+//! };
+//! assert!(finished.is_success());
+//! assert_eq!(finished.attempts, 1);
+//! ```
+//!
+//! # Rules
+//!
+//! - A step whose breaker is open or cooling down is skipped at once, never waited on.
+//! - Every retry asks the step's budget first; a refused retry moves to the next step.
+//! - The deadline holds absolutely: no attempt timeout reaches past it, and no wait
+//!   starts that could not be followed by a useful attempt
+//!   ([`PlanConfig::min_attempt`](crate::route::PlanConfig)). A Retry-After longer
+//!   than the time left means "next step now".
+//! - A provider's Retry-After is honoured: the key's breaker cools down until then.
+//! - Non-retriable errors end the request, except those with a conditional step.
+//! - Ambiguous outcomes are retried at most `ambiguous_retries` times, and a stream
+//!   that already delivered tokens is never retried unless the caller allows it.
+//! - The slow notice fires once, when the elapsed time passes its threshold.
+
+mod result;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use result::{
+    DegradedFrom, Entry, EntryEvent, FailReason, Finished, History, Resolution, Skip,
+};
+
+use crate::breaker::Admit;
+use crate::budget::{RetryReason, Withdrawal};
+use crate::cost::{Cost, Usage};
+use crate::route::{Condition, Degrade, Route, Step};
+use crate::{Class, ClassKind, Deadline, Key, Outcome, Rng, Time};
+
+/// How a request is served when the chain cannot answer: chosen from the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A user is waiting: cached result, then structured empty result, then failure.
+    #[default]
+    Interactive,
+    /// Can run later: handed back for the durable queue.
+    Deferrable,
+    /// Must not be faked: fail fast and loudly.
+    Critical,
+}
+
+/// Per-request settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// Expected prompt size, for the cost ceiling.
+    pub input_tokens: u32,
+    /// The request's output limit, for the cost ceiling.
+    pub max_output_tokens: u32,
+    /// A retry or fallback whose worst-case cost would take the request's total past
+    /// this is not taken.
+    pub cost_ceiling: Option<Cost>,
+    /// Whether a stream that broke after tokens reached the caller may be restarted.
+    pub allow_restart_after_tokens: bool,
+}
+
+/// Identifies an attempt, so that a late outcome cannot be taken for a newer one's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptId(u32);
+
+/// An attempt the driver should send now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt<'r> {
+    /// Report its outcome with this.
+    pub id: AttemptId,
+    /// The route step.
+    pub step: usize,
+    /// The provider and model.
+    pub key: &'r Key,
+    /// The prompt variant to render, if the step names one.
+    pub prompt_variant: Option<&'r str>,
+    /// Give up on the attempt after this long: `min(step timeout, deadline left)`.
+    pub timeout: Duration,
+    /// 1-based, over the whole request.
+    pub attempt: u32,
+    /// Whether this step is not the route's first.
+    pub fallback: bool,
+}
+
+/// Something the caller should be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The request is taking longer than usual.
+    Slow,
+}
+
+/// What the driver should do next.
+#[derive(Clone, Debug, PartialEq)]
+#[must_use]
+// `Finish` carries the history inline (no heap allocation for short requests); boxing
+// it would allocate on every request's success path to save a move of a few hundred
+// bytes once per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Action<'r> {
+    /// Send this attempt; report with [`Plan::on_outcome`].
+    Attempt(Attempt<'r>),
+    /// Poll again at `until`, or earlier if an outcome arrives.
+    Wait {
+        /// When the plan next has something to do.
+        until: Time,
+    },
+    /// Tell the caller; then poll again.
+    Notice(Notice),
+    /// Look for a cached result and answer with [`Plan::on_cache`].
+    LookupCache,
+    /// The request is over.
+    Finish(Finished),
+}
+
+/// One request's state machine: see the [module docs](self).
+#[derive(Debug)]
+pub struct Plan<'r> {
+    route: &'r Route,
+    kind: TaskKind,
+    deadline: Deadline,
+    options: RequestOptions,
+    phase: Phase,
+    /// The current step and the attempts made at it.
+    step: usize,
+    tries: u32,
+    /// The backoff's previous delay at this step (for decorrelated jitter).
+    last_delay: Option<Duration>,
+    /// A budget withdrawal granted for the next attempt.
+    withdrawal: Option<Withdrawal>,
+    attempts: u32,
+    ambiguous_left: u32,
+    notice_at: Option<Time>,
+    fallback_used: bool,
+    last_class: Option<ClassKind>,
+    /// Why the chain ended, once it has; then the next degradation option to try.
+    ended: Option<FailReason>,
+    degrade_next: usize,
+    cost: Cost,
+    retry_cost: Cost,
+    history: History,
+}
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // as for `Action`: `Done` keeps the finish without a box
+enum Phase {
+    /// Send an attempt at the current step, or move along the chain.
+    Ready,
+    /// An attempt is out.
+    InFlight {
+        id: AttemptId,
+        permit: Option<crate::breaker::Permit>,
+        sent: Time,
+        withdrawal: Option<Withdrawal>,
+    },
+    /// A retriable outcome arrived: decide the retry (needs the RNG, so in `poll`).
+    Retry {
+        hint: Option<Duration>,
+        reason: RetryReason,
+    },
+    /// Waiting before a retry.
+    Backoff { until: Time },
+    /// Walking the task kind's degradation options.
+    Degrading,
+    /// Waiting for the driver's cache answer.
+    AwaitCache,
+    /// Over.
+    Done(Finished),
+}
+
+impl<'r> Plan<'r> {
+    /// A plan for one request over `route`, which must outlive it.
+    pub fn new(
+        route: &'r Route,
+        kind: TaskKind,
+        deadline: Deadline,
+        options: RequestOptions,
+    ) -> Plan<'r> {
+        let slow = route.plan.slow_notice;
+        Plan {
+            route,
+            kind,
+            deadline,
+            options,
+            phase: Phase::Ready,
+            step: route.next_step(0).unwrap_or(0),
+            tries: 0,
+            last_delay: None,
+            withdrawal: None,
+            attempts: 0,
+            ambiguous_left: route.plan.ambiguous_retries,
+            notice_at: (!slow.is_zero()).then(|| deadline.start().saturating_add(slow)),
+            fallback_used: false,
+            last_class: None,
+            ended: None,
+            degrade_next: 0,
+            cost: Cost::ZERO,
+            retry_cost: Cost::ZERO,
+            history: History::default(),
+        }
+    }
+
+    /// The request's deadline.
+    #[must_use]
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// The task kind.
+    #[must_use]
+    pub fn kind(&self) -> TaskKind {
+        self.kind
+    }
+
+    /// The history so far (once finished, the finished request's).
+    #[must_use]
+    pub fn history(&self) -> &History {
+        match &self.phase {
+            Phase::Done(finished) => &finished.history,
+            _ => &self.history,
+        }
+    }
+
+    /// Whether the plan has finished.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done(_))
+    }
+
+    /// What to do next. After [`Action::Finish`], every poll returns the same finish.
+    pub fn poll<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R) -> Action<'r> {
+        loop {
+            if let Some(at) = self.notice_at
+                && now >= at
+                && !self.is_finished()
+            {
+                self.notice_at = None;
+                return Action::Notice(Notice::Slow);
+            }
+            match self.phase {
+                Phase::Done(ref finished) => return Action::Finish(finished.clone()),
+                Phase::InFlight { .. } => {
+                    return Action::Wait {
+                        until: self.notice_at.unwrap_or(Time::MAX),
+                    };
+                }
+                Phase::AwaitCache => return Action::LookupCache,
+                Phase::Backoff { until } if now < until => {
+                    return Action::Wait {
+                        until: self.notice_at.map_or(until, |n| n.min(until)),
+                    };
+                }
+                Phase::Backoff { .. } => self.phase = Phase::Ready,
+                Phase::Retry { hint, reason } => self.decide_retry(now, hint, reason, rng),
+                Phase::Ready => {
+                    if let Some(attempt) = self.next_attempt(now) {
+                        return Action::Attempt(attempt);
+                    }
+                }
+                Phase::Degrading => return self.degrade(now),
+            }
+        }
+    }
+
+    /// Feeds back how attempt `id` ended and what it was billed. An outcome for an
+    /// attempt that is not the one in flight is ignored.
+    pub fn on_outcome(&mut self, now: Time, id: AttemptId, outcome: Outcome, usage: Usage) {
+        let Phase::InFlight { id: current, .. } = self.phase else {
+            return;
+        };
+        if current != id {
+            return;
+        }
+        let Phase::InFlight {
+            permit,
+            sent,
+            withdrawal,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Ready)
+        else {
+            unreachable!("matched InFlight above")
+        };
+        let route = self.route;
+        let step = &route.steps[self.step];
+        let class = route.taxonomy.classify(&outcome);
+        let latency = now.saturating_duration_since(sent);
+        if let Some(breaker) = &step.breaker {
+            if let Some(permit) = permit {
+                breaker.record(now, permit, &class, latency);
+            }
+            if let Class::Overloaded {
+                retry_after: Some(wait),
+            } = class
+            {
+                breaker.cool_down(now, now.saturating_add(wait));
+            }
+        }
+        if let Some(budget) = &step.budget {
+            budget.on_attempt(now, class == Class::Success, withdrawal);
+        }
+        let cost = step.price.cost(usage);
+        self.cost += cost;
+        if self.attempts > 1 {
+            self.retry_cost += cost;
+        }
+        self.last_class = Some(class.kind());
+        self.history.push(Entry {
+            step: self.step,
+            at: now,
+            event: EntryEvent::Attempt {
+                attempt: self.attempts,
+                class,
+                latency,
+                usage,
+                cost,
+            },
+        });
+
+        let delivered = outcome.tokens_delivered();
+        self.phase = match class {
+            Class::Success => Phase::Done(self.finished(
+                now,
+                Resolution::Success {
+                    step: self.step,
+                    fallback_used: self.fallback_used,
+                },
+            )),
+            _ if delivered > 0 && !self.options.allow_restart_after_tokens => {
+                Phase::Done(self.finished(
+                    now,
+                    Resolution::Failed {
+                        reason: FailReason::StreamBroken {
+                            tokens_delivered: delivered,
+                        },
+                    },
+                ))
+            }
+            Class::NonRetriable(fatal) => {
+                match Condition::for_fatal(fatal).and_then(|c| route.conditional_step(c)) {
+                    Some(target) if target != self.step => {
+                        self.enter_step(target);
+                        Phase::Ready
+                    }
+                    _ => Phase::Done(self.finished(
+                        now,
+                        Resolution::Failed {
+                            reason: FailReason::NonRetriable(fatal),
+                        },
+                    )),
+                }
+            }
+            Class::Ambiguous if self.ambiguous_left == 0 => {
+                self.ended = Some(FailReason::Exhausted {
+                    last: self.last_class,
+                });
+                Phase::Degrading
+            }
+            Class::Ambiguous => {
+                self.ambiguous_left -= 1;
+                Phase::Retry {
+                    hint: None,
+                    reason: RetryReason::Error,
+                }
+            }
+            Class::RateLimited { retry_after } | Class::Overloaded { retry_after } => {
+                Phase::Retry {
+                    hint: retry_after,
+                    reason: RetryReason::Error,
+                }
+            }
+            Class::Retriable => Phase::Retry {
+                hint: None,
+                reason: if matches!(outcome, Outcome::TimedOut { .. }) {
+                    RetryReason::Timeout
+                } else {
+                    RetryReason::Error
+                },
+            },
+        };
+    }
+
+    /// Answers [`Action::LookupCache`]: whether the driver found a cached result.
+    pub fn on_cache(&mut self, now: Time, hit: bool) {
+        if !matches!(self.phase, Phase::AwaitCache) {
+            return;
+        }
+        self.phase = if hit {
+            let reason = self.end_reason();
+            Phase::Done(self.finished(
+                now,
+                Resolution::Degraded {
+                    from: DegradedFrom::Cache,
+                    reason,
+                },
+            ))
+        } else {
+            Phase::Degrading
+        };
+    }
+
+    /// When the plan next needs a poll if no outcome arrives first: `None` when it
+    /// only waits for an outcome or a cache answer (or is finished); a time at or
+    /// before `now` means "poll now".
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let notice = if self.is_finished() {
+            None
+        } else {
+            self.notice_at
+        };
+        let own = match self.phase {
+            Phase::Backoff { until } => Some(until),
+            Phase::Ready | Phase::Retry { .. } | Phase::Degrading => Some(Time::ZERO),
+            Phase::InFlight { .. } | Phase::AwaitCache | Phase::Done(_) => None,
+        };
+        match (own, notice) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends an attempt at the current step, or walks the chain until one can be
+    /// sent; `None` once the chain has ended (the phase is then `Degrading`).
+    fn next_attempt(&mut self, now: Time) -> Option<Attempt<'r>> {
+        let route = self.route;
+        loop {
+            if self.deadline.is_expired(now) {
+                return self.end_chain(FailReason::DeadlineExceeded {
+                    last: self.last_class,
+                });
+            }
+            let step = &route.steps[self.step];
+            if self.tries >= step.attempts {
+                if !self.advance() {
+                    return None;
+                }
+                continue;
+            }
+            if self.attempts > 0 {
+                if !self
+                    .deadline
+                    .fits(now, Duration::ZERO, min_attempt(route, step))
+                {
+                    self.skip(now, Skip::NoTimeLeft);
+                    return self.end_chain(FailReason::DeadlineExceeded {
+                        last: self.last_class,
+                    });
+                }
+                if let Some(ceiling) = self.options.cost_ceiling {
+                    let worst = step.price.cost(Usage::new(
+                        self.options.input_tokens,
+                        self.options.max_output_tokens,
+                    ));
+                    if self.cost.saturating_add(worst) > ceiling {
+                        self.skip(now, Skip::CostCeiling);
+                        if !self.advance() {
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let permit = match step.breaker.as_ref().map(|b| b.admit(now)) {
+                None => None,
+                Some(Admit::Admitted(permit)) => Some(permit),
+                Some(Admit::Rejected(rejection)) => {
+                    self.skip(now, Skip::Breaker(rejection));
+                    if !self.advance() {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            let withdrawal = self.withdrawal.take();
+            if self.tries == 0
+                && let Some(budget) = &step.budget
+            {
+                budget.on_request(now);
+            }
+            // Not expired (checked above), so there is time for the attempt.
+            let timeout = self
+                .deadline
+                .attempt_timeout(now, step.timeout)
+                .unwrap_or(Duration::ZERO);
+            let first = route.next_step(0).unwrap_or(0);
+            let fallback = self.step != first;
+            self.fallback_used |= fallback;
+            self.tries += 1;
+            self.attempts += 1;
+            let id = AttemptId(self.attempts);
+            self.phase = Phase::InFlight {
+                id,
+                permit,
+                sent: now,
+                withdrawal,
+            };
+            return Some(Attempt {
+                id,
+                step: self.step,
+                key: &step.key,
+                prompt_variant: step.prompt_variant.as_deref(),
+                timeout,
+                attempt: self.attempts,
+                fallback,
+            });
+        }
+    }
+
+    /// Decides a retry at the current step: the wait, whether it fits the deadline,
+    /// and the budget's say.
+    fn decide_retry<R: Rng + ?Sized>(
+        &mut self,
+        now: Time,
+        hint: Option<Duration>,
+        reason: RetryReason,
+        rng: &mut R,
+    ) {
+        let route = self.route;
+        let step = &route.steps[self.step];
+        self.phase = Phase::Ready;
+        if self.tries >= step.attempts {
+            self.advance();
+            return;
+        }
+        let wait = match hint {
+            Some(wait) => wait,
+            None => {
+                let wait = step.backoff.delay(self.tries - 1, self.last_delay, rng);
+                self.last_delay = Some(wait);
+                wait
+            }
+        };
+        if !self.deadline.fits(now, wait, min_attempt(route, step)) {
+            self.skip(now, Skip::WaitBeyondDeadline { wait });
+            self.advance();
+            return;
+        }
+        if let Some(budget) = &step.budget {
+            match budget.try_withdraw(now, reason) {
+                Ok(withdrawal) => self.withdrawal = Some(withdrawal),
+                Err(refused) => {
+                    self.skip(now, Skip::Budget(refused));
+                    self.advance();
+                    return;
+                }
+            }
+        }
+        if !wait.is_zero() {
+            self.history.push(Entry {
+                step: self.step,
+                at: now,
+                event: EntryEvent::Waited {
+                    wait,
+                    retry_after: hint.is_some(),
+                },
+            });
+            self.phase = Phase::Backoff {
+                until: now.saturating_add(wait),
+            };
+        }
+    }
+
+    /// Moves to the next unconditional step; ends the chain when there is none (a
+    /// conditional step is the end of its own chain). Returns whether a step is left.
+    fn advance(&mut self) -> bool {
+        let next = if self.route.steps[self.step].when.is_some() {
+            None
+        } else {
+            self.route.next_step(self.step + 1)
+        };
+        match next {
+            Some(next) => {
+                self.enter_step(next);
+                true
+            }
+            None => {
+                self.end_chain(FailReason::Exhausted {
+                    last: self.last_class,
+                });
+                false
+            }
+        }
+    }
+
+    fn enter_step(&mut self, step: usize) {
+        self.step = step;
+        self.tries = 0;
+        self.last_delay = None;
+        self.withdrawal = None;
+    }
+
+    fn end_chain(&mut self, reason: FailReason) -> Option<Attempt<'r>> {
+        self.ended = Some(reason);
+        self.phase = Phase::Degrading;
+        None
+    }
+
+    fn end_reason(&self) -> FailReason {
+        self.ended.unwrap_or(FailReason::Exhausted {
+            last: self.last_class,
+        })
+    }
+
+    /// Tries the task kind's degradation options in order; fails when none is left.
+    fn degrade(&mut self, now: Time) -> Action<'r> {
+        let options = match self.kind {
+            TaskKind::Interactive => &self.route.degrade.interactive,
+            TaskKind::Deferrable => &self.route.degrade.deferrable,
+            TaskKind::Critical => &self.route.degrade.critical,
+        };
+        let reason = self.end_reason();
+        let resolution = match options.get(self.degrade_next) {
+            Some(Degrade::Cache) => {
+                self.degrade_next += 1;
+                self.phase = Phase::AwaitCache;
+                return Action::LookupCache;
+            }
+            Some(Degrade::Empty) => Resolution::Degraded {
+                from: DegradedFrom::Empty,
+                reason,
+            },
+            Some(Degrade::Queue) => Resolution::Queued { reason },
+            None => Resolution::Failed { reason },
+        };
+        let finished = self.finished(now, resolution);
+        self.phase = Phase::Done(finished.clone());
+        Action::Finish(finished)
+    }
+
+    fn skip(&mut self, now: Time, skip: Skip) {
+        self.history.push(Entry {
+            step: self.step,
+            at: now,
+            event: EntryEvent::Skipped(skip),
+        });
+    }
+
+    fn finished(&mut self, now: Time, resolution: Resolution) -> Finished {
+        Finished {
+            resolution,
+            attempts: self.attempts,
+            elapsed: self.deadline.elapsed(now),
+            cost: self.cost,
+            retry_cost: self.retry_cost,
+            history: std::mem::take(&mut self.history),
+        }
+    }
+}
+
+/// The shortest attempt worth sending at `step`.
+fn min_attempt(route: &Route, step: &Step) -> Duration {
+    route.plan.min_attempt.min(step.timeout)
+}

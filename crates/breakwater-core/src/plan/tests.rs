@@ -1,0 +1,683 @@
+//! Scripted scenarios and properties of the plan, driven by a fake clock.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::budget::{BudgetConfig, QuotaConfig};
+use crate::cost::{Price, PriceTable};
+use crate::outcome::{ErrorCode, Hints};
+use crate::registry::{Registry, RegistryConfig};
+use crate::rng::seeded;
+use crate::route::RouteConfig;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const TWO_STEPS: &str = r#"
+    name = "chat"
+    [backoff]
+    base_ms = 100
+    cap_ms = 2000
+    [[step]]
+    provider = "anthropic"
+    model = "claude-sonnet-4-5"
+    attempts = 5
+    timeout_ms = 20000
+    prompt_variant = "claude"
+    [[step]]
+    provider = "openai"
+    model = "gpt-4o-mini"
+    attempts = 2
+    timeout_ms = 20000
+    prompt_variant = "gpt"
+"#;
+
+fn setup(route: &str, registry: RegistryConfig) -> (Registry, Route) {
+    let config: RouteConfig = toml::from_str(route).unwrap();
+    let registry = Registry::new(registry).unwrap();
+    let prices = PriceTable::new()
+        .with("claude-sonnet-4-5", Price::per_million(3.0, 15.0))
+        .with("gpt-4o-mini", Price::per_million(0.15, 0.6));
+    let route = Route::bind(&config, &registry, &prices).unwrap();
+    (registry, route)
+}
+
+fn status(code: u16) -> Outcome {
+    Outcome::Status {
+        status: code,
+        error: None,
+        hints: Hints::default(),
+    }
+}
+
+/// What the driver saw, in order.
+#[derive(Clone, Debug, PartialEq)]
+enum Seen {
+    Attempt {
+        at: Time,
+        step: usize,
+        timeout: Duration,
+    },
+    Wait {
+        at: Time,
+        until: Time,
+    },
+    Notice {
+        at: Time,
+    },
+    Cache {
+        at: Time,
+    },
+}
+
+/// Drives `plan` like a real driver: an attempt takes the latency the script says, or
+/// times out at its timeout; waits sleep; the cache answers `cache_hit`.
+fn drive(
+    plan: &mut Plan<'_>,
+    start: Time,
+    seed: u64,
+    cache_hit: bool,
+    mut script: impl FnMut(usize, &Attempt<'_>) -> (Duration, Outcome, Usage),
+) -> (Finished, Vec<Seen>) {
+    let mut rng = seeded(seed);
+    let mut now = start;
+    let mut seen = Vec::new();
+    let mut n = 0;
+    for _ in 0..10_000 {
+        match plan.poll(now, &mut rng) {
+            Action::Attempt(attempt) => {
+                seen.push(Seen::Attempt {
+                    at: now,
+                    step: attempt.step,
+                    timeout: attempt.timeout,
+                });
+                let (latency, outcome, usage) = script(n, &attempt);
+                n += 1;
+                let (took, outcome) = if latency > attempt.timeout {
+                    (
+                        attempt.timeout,
+                        Outcome::TimedOut {
+                            phase: crate::outcome::TimeoutPhase::BeforeHeaders,
+                        },
+                    )
+                } else {
+                    (latency, outcome)
+                };
+                now = now + took;
+                plan.on_outcome(now, attempt.id, outcome, usage);
+            }
+            Action::Wait { until } => {
+                seen.push(Seen::Wait { at: now, until });
+                assert!(until > now, "a wait must move time forward");
+                now = until;
+            }
+            Action::Notice(Notice::Slow) => seen.push(Seen::Notice { at: now }),
+            Action::LookupCache => {
+                seen.push(Seen::Cache { at: now });
+                plan.on_cache(now, cache_hit);
+            }
+            Action::Finish(finished) => return (finished, seen),
+        }
+    }
+    panic!("plan did not finish within 10,000 polls: {seen:?}");
+}
+
+fn attempts(seen: &[Seen]) -> Vec<usize> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Attempt { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn five_529s_then_the_fallback_succeeds() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let start = Time::from_secs(100);
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(start, secs(60)),
+        RequestOptions::default(),
+    );
+    let (finished, seen) = drive(&mut plan, start, 1, false, |n, _| {
+        if n < 5 {
+            (ms(300), status(529), Usage::new(2000, 0))
+        } else {
+            (ms(900), Outcome::Success, Usage::new(2000, 500))
+        }
+    });
+    assert_eq!(attempts(&seen), [0, 0, 0, 0, 0, 1]);
+    assert_eq!(finished.attempts, 6);
+    assert_eq!(
+        finished.resolution,
+        Resolution::Success {
+            step: 1,
+            fallback_used: true
+        }
+    );
+    let sonnet_input = Price::per_million(3.0, 15.0).cost(Usage::new(2000, 0));
+    let mini = Price::per_million(0.15, 0.6).cost(Usage::new(2000, 500));
+    assert_eq!(
+        finished.cost,
+        Cost::from_nanodollars(5 * sonnet_input.nanodollars() + mini.nanodollars())
+    );
+    assert_eq!(
+        finished.retry_cost,
+        Cost::from_nanodollars(4 * sonnet_input.nanodollars() + mini.nanodollars())
+    );
+    assert_eq!(finished.history.attempts().count(), 6);
+}
+
+#[test]
+fn a_400_fails_at_once() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, true, |_, _| {
+        (ms(100), status(400), Usage::default())
+    });
+    assert_eq!(attempts(&seen), [0]);
+    assert_eq!(
+        finished.resolution,
+        Resolution::Failed {
+            reason: FailReason::NonRetriable(crate::Fatal::InvalidRequest)
+        }
+    );
+    assert!(
+        !seen.iter().any(|s| matches!(s, Seen::Cache { .. })),
+        "no degradation for a caller error"
+    );
+}
+
+#[test]
+fn retry_after_beyond_the_deadline_moves_on_at_once() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let start = Time::ZERO;
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(start, secs(6)),
+        RequestOptions::default(),
+    );
+    let (finished, seen) = drive(&mut plan, start, 1, false, |n, _| {
+        if n == 0 {
+            let hints = Hints {
+                retry_after: Some(secs(30)),
+                should_retry: None,
+            };
+            (
+                secs(1),
+                Outcome::Status {
+                    status: 429,
+                    error: None,
+                    hints,
+                },
+                Usage::default(),
+            )
+        } else {
+            (ms(500), Outcome::Success, Usage::new(10, 10))
+        }
+    });
+    // 5 s left after the 429: the next step is tried at once, with no wait.
+    assert_eq!(
+        seen[..2],
+        [
+            Seen::Attempt {
+                at: start,
+                step: 0,
+                timeout: secs(6)
+            },
+            Seen::Attempt {
+                at: Time::from_secs(1),
+                step: 1,
+                timeout: secs(5)
+            },
+        ]
+    );
+    assert!(finished.is_success());
+    // The 429's Retry-After cools the key down: no attempt to it before then.
+    let sonnet = route.breaker(0).unwrap();
+    assert!(matches!(
+        sonnet.admit(Time::from_secs(20)),
+        crate::breaker::Admit::Rejected(_)
+    ));
+}
+
+#[test]
+fn every_breaker_open_degrades_or_queues_with_zero_attempts() {
+    for (kind, cache_hit, expect) in [
+        (TaskKind::Interactive, true, Some(DegradedFrom::Cache)),
+        (TaskKind::Interactive, false, Some(DegradedFrom::Empty)),
+        (TaskKind::Deferrable, false, None),
+    ] {
+        let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+        route.breaker(0).unwrap().force_open(Time::ZERO);
+        route.breaker(1).unwrap().force_open(Time::ZERO);
+        let mut plan = Plan::new(
+            &route,
+            kind,
+            Deadline::after(Time::ZERO, secs(30)),
+            RequestOptions::default(),
+        );
+        let (finished, seen) = drive(&mut plan, Time::ZERO, 1, cache_hit, |_, _| {
+            unreachable!("no attempt expected")
+        });
+        assert_eq!(finished.attempts, 0);
+        assert!(attempts(&seen).is_empty());
+        let reason = FailReason::Exhausted { last: None };
+        match expect {
+            Some(from) => assert_eq!(finished.resolution, Resolution::Degraded { from, reason }),
+            None => assert_eq!(finished.resolution, Resolution::Queued { reason }),
+        }
+        assert_eq!(finished.elapsed, Duration::ZERO, "skipped, not waited on");
+    }
+}
+
+#[test]
+fn critical_tasks_fail_loudly() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::after(Time::ZERO, secs(30)),
+        RequestOptions::default(),
+    );
+    let (finished, _) = drive(&mut plan, Time::ZERO, 1, true, |_, _| {
+        (ms(50), status(503), Usage::default())
+    });
+    assert_eq!(finished.attempts, 7);
+    assert!(matches!(
+        finished.resolution,
+        Resolution::Failed {
+            reason: FailReason::Exhausted {
+                last: Some(ClassKind::Retriable)
+            }
+        }
+    ));
+}
+
+#[test]
+fn a_ten_second_deadline_holds() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let start = Time::from_secs(5);
+    let end = Time::from_secs(15);
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(start, secs(10)),
+        RequestOptions::default(),
+    );
+    let (finished, seen) = drive(&mut plan, start, 3, false, |_, _| {
+        (secs(3), status(500), Usage::default())
+    });
+    for s in &seen {
+        match *s {
+            Seen::Attempt { at, timeout, .. } => assert!(at + timeout <= end && at < end, "{s:?}"),
+            Seen::Wait { until, .. } => assert!(until < end, "{s:?}"),
+            _ => {}
+        }
+    }
+    assert!(finished.elapsed <= secs(10));
+    assert!(matches!(
+        finished.resolution,
+        Resolution::Degraded {
+            reason: FailReason::DeadlineExceeded { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_deadline_already_past_sends_nothing() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let now = Time::from_secs(10);
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::at(now, Time::from_secs(9)),
+        RequestOptions::default(),
+    );
+    let (finished, seen) = drive(&mut plan, now, 1, false, |_, _| unreachable!());
+    assert!(seen.is_empty());
+    assert_eq!(
+        finished.resolution,
+        Resolution::Failed {
+            reason: FailReason::DeadlineExceeded { last: None }
+        }
+    );
+}
+
+#[test]
+fn the_slow_notice_fires_once() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    assert_eq!(plan.poll_timeout(), Some(Time::ZERO));
+    let mut rng = seeded(1);
+    let Action::Attempt(attempt) = plan.poll(Time::ZERO, &mut rng) else {
+        panic!()
+    };
+    assert_eq!(plan.poll_timeout(), Some(Time::from_secs(10)));
+    assert_eq!(
+        plan.poll(Time::from_secs(3), &mut rng),
+        Action::Wait {
+            until: Time::from_secs(10)
+        }
+    );
+    assert_eq!(
+        plan.poll(Time::from_secs(10), &mut rng),
+        Action::Notice(Notice::Slow)
+    );
+    assert_eq!(
+        plan.poll(Time::from_secs(11), &mut rng),
+        Action::Wait { until: Time::MAX }
+    );
+    assert_eq!(plan.poll_timeout(), None);
+    plan.on_outcome(
+        Time::from_secs(12),
+        attempt.id,
+        Outcome::Success,
+        Usage::default(),
+    );
+    assert!(matches!(
+        plan.poll(Time::from_secs(12), &mut rng),
+        Action::Finish(_)
+    ));
+    assert!(
+        matches!(plan.poll(Time::from_secs(13), &mut rng), Action::Finish(_)),
+        "finish repeats"
+    );
+}
+
+#[test]
+fn stale_outcomes_are_ignored() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let mut rng = seeded(1);
+    let Action::Attempt(first) = plan.poll(Time::ZERO, &mut rng) else {
+        panic!()
+    };
+    plan.on_outcome(Time::from_secs(1), first.id, status(503), Usage::default());
+    let mut now = Time::from_secs(1);
+    let second = loop {
+        match plan.poll(now, &mut rng) {
+            Action::Attempt(a) => break a,
+            Action::Wait { until } => now = until,
+            other => panic!("{other:?}"),
+        }
+    };
+    plan.on_outcome(now, first.id, Outcome::Success, Usage::default());
+    assert!(
+        !plan.is_finished(),
+        "a late outcome of attempt 1 is not attempt 2's"
+    );
+    plan.on_outcome(now, second.id, Outcome::Success, Usage::default());
+    assert!(matches!(plan.poll(now, &mut rng), Action::Finish(f) if f.attempts == 2));
+}
+
+#[test]
+fn context_window_errors_take_the_conditional_step() {
+    let route_text = format!(
+        "{TWO_STEPS}\n[[step]]\nprovider = \"gemini\"\nmodel = \"gemini-2.5-pro\"\nwhen = \"context_window_exceeded\"\nattempts = 1\n"
+    );
+    let (_registry, route) = setup(&route_text, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let too_long = Outcome::Status {
+        status: 400,
+        error: Some(ErrorCode::ContextWindowExceeded),
+        hints: Hints::default(),
+    };
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, _| {
+        if n == 0 {
+            (ms(100), too_long, Usage::default())
+        } else {
+            (ms(100), Outcome::Success, Usage::default())
+        }
+    });
+    assert_eq!(attempts(&seen), [0, 2]);
+    assert_eq!(
+        finished.resolution,
+        Resolution::Success {
+            step: 2,
+            fallback_used: true
+        }
+    );
+}
+
+#[test]
+fn a_stream_broken_after_tokens_is_not_restarted_unless_allowed() {
+    let broken = Outcome::StreamBroken {
+        error: None,
+        tokens_delivered: 42,
+    };
+    for (allow, expect_attempts) in [(false, 1), (true, 2)] {
+        let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+        let options = RequestOptions {
+            allow_restart_after_tokens: allow,
+            ..RequestOptions::default()
+        };
+        let mut plan = Plan::new(
+            &route,
+            TaskKind::Interactive,
+            Deadline::after(Time::ZERO, secs(60)),
+            options,
+        );
+        let (finished, _) = drive(&mut plan, Time::ZERO, 1, false, |n, _| {
+            if n == 0 {
+                (ms(100), broken, Usage::new(10, 42))
+            } else {
+                (ms(100), Outcome::Success, Usage::default())
+            }
+        });
+        assert_eq!(finished.attempts, expect_attempts);
+        if !allow {
+            assert_eq!(
+                finished.resolution,
+                Resolution::Failed {
+                    reason: FailReason::StreamBroken {
+                        tokens_delivered: 42
+                    }
+                }
+            );
+        }
+    }
+}
+
+#[test]
+fn ambiguous_outcomes_get_one_retry() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let (finished, _) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
+        (ms(100), status(408), Usage::default())
+    });
+    assert_eq!(finished.attempts, 2);
+}
+
+#[test]
+fn the_cost_ceiling_stops_expensive_retries() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    // Each Sonnet attempt can cost up to 2000·3 + 1000·15 = 21,000 µ$; the ceiling
+    // allows the first and one retry, and then only the cheap fallback fits.
+    let options = RequestOptions {
+        input_tokens: 2000,
+        max_output_tokens: 1000,
+        cost_ceiling: Some(Cost::from_dollars(0.05)),
+        allow_restart_after_tokens: false,
+    };
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        options,
+    );
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, a| {
+        (
+            ms(100),
+            status(503),
+            if a.step == 0 {
+                Usage::new(2000, 1000)
+            } else {
+                Usage::new(2000, 0)
+            },
+        )
+    });
+    assert_eq!(attempts(&seen), [0, 0, 1, 1]);
+    assert!(finished.cost <= Cost::from_dollars(0.05));
+}
+
+#[test]
+fn a_refused_retry_moves_to_the_next_step() {
+    let registry = RegistryConfig {
+        budget: Some(BudgetConfig::Quota(QuotaConfig {
+            capacity: 10,
+            retry_cost: 5,
+            timeout_cost: 10,
+            success_refund: 1,
+        })),
+        breaker: None,
+        ..RegistryConfig::default()
+    };
+    let (_registry, route) = setup(TWO_STEPS, registry);
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::after(Time::ZERO, secs(120)),
+        RequestOptions::default(),
+    );
+    let (_, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
+        (ms(100), status(503), Usage::default())
+    });
+    // Two retries of 5 tokens each on anthropic's budget, then on to openai (its own
+    // budget, per provider): first attempt plus one retry allowed.
+    assert_eq!(attempts(&seen), [0, 0, 0, 1, 1]);
+}
+
+// ---- properties -------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Scripted {
+    latency_ms: u64,
+    outcome: Outcome,
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    let hint = prop_oneof![
+        Just(None),
+        (1u64..40_000).prop_map(|ms| Some(Duration::from_millis(ms)))
+    ];
+    prop_oneof![
+        3 => Just(Outcome::Success),
+        2 => prop_oneof![Just(500u16), Just(502), Just(503), Just(529), Just(400), Just(401), Just(404), Just(408), Just(413)]
+            .prop_map(status),
+        2 => hint.prop_map(|retry_after| Outcome::Status { status: 429, error: None, hints: Hints { retry_after, should_retry: None } }),
+        1 => Just(Outcome::ConnectFailed),
+        1 => Just(Outcome::Reset),
+        1 => (0u32..3).prop_map(|tokens_delivered| Outcome::StreamBroken { error: None, tokens_delivered }),
+    ]
+}
+
+fn script() -> impl Strategy<Value = Vec<Scripted>> {
+    prop::collection::vec(
+        (0u64..25_000, outcome()).prop_map(|(latency_ms, outcome)| Scripted {
+            latency_ms,
+            outcome,
+        }),
+        1..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn plans_keep_every_promise(
+        script in script(),
+        deadline_s in 1u64..90,
+        seed: u64,
+        kind in prop_oneof![Just(TaskKind::Interactive), Just(TaskKind::Deferrable), Just(TaskKind::Critical)],
+    ) {
+        let registry = RegistryConfig {
+            budget: Some(BudgetConfig::Quota(QuotaConfig { capacity: 20, retry_cost: 5, timeout_cost: 10, success_refund: 1 })),
+            budget_scope: crate::registry::BudgetScope::Global,
+            ..RegistryConfig::default()
+        };
+        let (_registry, route) = setup(TWO_STEPS, registry);
+        let start = Time::from_secs(1);
+        let end = start + secs(deadline_s);
+        let mut plan = Plan::new(&route, kind, Deadline::after(start, secs(deadline_s)), RequestOptions::default());
+        let pick = |n: usize| script[n % script.len()].clone();
+        let (finished, seen) = drive(&mut plan, start, seed, false, |n, _| {
+            let s = pick(n);
+            (Duration::from_millis(s.latency_ms), s.outcome, Usage::default())
+        });
+        // Nothing reaches past the deadline.
+        for s in &seen {
+            match *s {
+                Seen::Attempt { at, timeout, .. } => prop_assert!(at < end && at + timeout <= end, "{s:?}"),
+                Seen::Wait { until, .. } => prop_assert!(until < end, "{s:?}"),
+                _ => {}
+            }
+        }
+        prop_assert!(finished.elapsed <= secs(deadline_s));
+        // Attempts per step within the allowance; a non-retriable outcome is final.
+        let steps = attempts(&seen);
+        prop_assert!(steps.iter().filter(|&&s| s == 0).count() <= 5);
+        prop_assert!(steps.iter().filter(|&&s| s == 1).count() <= 2);
+        let classes: Vec<_> = finished.history.attempts().map(|(_, _, c)| c).collect();
+        for (i, class) in classes.iter().enumerate() {
+            if matches!(class, Class::NonRetriable(_) | Class::Success) {
+                prop_assert_eq!(i + 1, classes.len(), "nothing after a final outcome: {:?}", classes);
+            }
+        }
+        // Retries: the global quota of 20 pays for at most 4 (no success refunds one
+        // before the request ends); first attempts at each step are not retries.
+        let retries = steps.windows(2).filter(|w| w[0] == w[1]).count();
+        prop_assert!(retries <= 4, "{retries} retries: {steps:?}");
+        prop_assert_eq!(finished.attempts as usize, steps.len());
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_actions(script in script(), seed: u64) {
+        let run = || {
+            let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+            let mut plan = Plan::new(&route, TaskKind::Interactive, Deadline::after(Time::ZERO, secs(60)), RequestOptions::default());
+            drive(&mut plan, Time::ZERO, seed, false, |n, _| {
+                let s = &script[n % script.len()];
+                (Duration::from_millis(s.latency_ms), s.outcome, Usage::default())
+            })
+        };
+        prop_assert_eq!(run(), run());
+    }
+}

@@ -1,0 +1,281 @@
+//! The shared state many requests use at once: a circuit breaker per [`Key`] and a
+//! retry budget per provider (or per key, or one for all).
+//!
+//! A [`Registry`] is `Send + Sync`; share it by reference or in an `Arc`. Keys are
+//! resolved once, when a route is [bound](Registry::bind): a bound route holds its
+//! steps' breaker and budget handles, so the per-attempt path does no map look-up.
+//!
+//! The registry is the in-process state store. The same handles are where a
+//! fleet-wide store (shared breakers and budgets across replicas) plugs in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::breaker::{Breaker, BreakerConfig, BreakerError};
+use crate::budget::{
+    Budget, BudgetConfig, BudgetError, Refused, RetryBudget, RetryReason, Withdrawal,
+};
+use crate::{Key, Time};
+
+/// How budgets are shared between keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// One budget for every key.
+    Global,
+    /// One budget per provider, shared by its models (the default: an outage is
+    /// usually provider-wide).
+    #[default]
+    Provider,
+    /// One budget per provider and model.
+    Key,
+}
+
+/// How a registry makes its breakers and budgets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// The configuration every key's breaker gets; `None` turns breakers off (every
+    /// admission succeeds and nothing is counted).
+    pub breaker: Option<BreakerConfig>,
+    /// The retry budget; `None` allows every retry the route permits.
+    pub budget: Option<BudgetConfig>,
+    /// Which keys share a budget.
+    pub budget_scope: BudgetScope,
+    /// Seed of the breakers' jitter streams (each key derives its own from it).
+    pub seed: u64,
+}
+
+impl Default for RegistryConfig {
+    /// Default breakers, a default ratio budget per provider, seed 0.
+    fn default() -> RegistryConfig {
+        RegistryConfig {
+            breaker: Some(BreakerConfig::default()),
+            budget: Some(BudgetConfig::default()),
+            budget_scope: BudgetScope::Provider,
+            seed: 0,
+        }
+    }
+}
+
+/// A registry setting that cannot work.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The breaker configuration is invalid.
+    Breaker(BreakerError),
+    /// The budget configuration is invalid.
+    Budget(BudgetError),
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::Breaker(e) => write!(f, "breaker: {e}"),
+            RegistryError::Budget(e) => write!(f, "budget: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+/// Breakers and budgets keyed by provider and model, shared by concurrent requests.
+#[derive(Debug)]
+pub struct Registry {
+    config: RegistryConfig,
+    breakers: RwLock<HashMap<Key, Breaker>>,
+    budgets: RwLock<HashMap<Key, SharedBudget>>,
+}
+
+impl Registry {
+    /// A registry with `config`, checked first.
+    pub fn new(config: RegistryConfig) -> Result<Registry, RegistryError> {
+        if let Some(breaker) = &config.breaker {
+            breaker.validate().map_err(RegistryError::Breaker)?;
+        }
+        if let Some(budget) = &config.budget {
+            budget.validate().map_err(RegistryError::Budget)?;
+        }
+        Ok(Registry {
+            config,
+            breakers: RwLock::new(HashMap::new()),
+            budgets: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// `key`'s breaker, made on first use; `None` when breakers are off.
+    #[must_use]
+    pub fn breaker(&self, key: &Key) -> Option<Breaker> {
+        let config = self.config.breaker.as_ref()?;
+        if let Some(found) = self.breakers.read().get(key) {
+            return Some(found.clone());
+        }
+        let mut breakers = self.breakers.write();
+        let seed = self.config.seed ^ stable_hash(key);
+        Some(
+            breakers
+                .entry(key.clone())
+                .or_insert_with(|| Breaker::new(config.clone(), seed))
+                .clone(),
+        )
+    }
+
+    /// The budget that retries to `key` draw from, made on first use; `None` when
+    /// budgets are off.
+    #[must_use]
+    pub fn budget(&self, key: &Key) -> Option<SharedBudget> {
+        let config = self.config.budget.as_ref()?;
+        let scope = match self.config.budget_scope {
+            BudgetScope::Global => Key::new("*", "*"),
+            BudgetScope::Provider => Key::new(key.provider(), "*"),
+            BudgetScope::Key => key.clone(),
+        };
+        if let Some(found) = self.budgets.read().get(&scope) {
+            return Some(found.clone());
+        }
+        let mut budgets = self.budgets.write();
+        Some(
+            budgets
+                .entry(scope)
+                .or_insert_with(|| SharedBudget::new(Budget::new(config)))
+                .clone(),
+        )
+    }
+
+    /// Every key that has a breaker, sorted.
+    #[must_use]
+    pub fn keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.breakers.read().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// FNV-1a over the key's text: a seed that is the same in every process and on every
+/// machine (std's `HashMap` hasher is randomly keyed, so it cannot serve here).
+fn stable_hash(key: &Key) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key
+        .provider()
+        .bytes()
+        .chain([b'/'])
+        .chain(key.model().bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// A retry budget shared by every request that draws from it (a lock around the
+/// plain [`Budget`]: budget operations are a handful of integer steps).
+#[derive(Clone, Debug)]
+pub struct SharedBudget(Arc<Mutex<Budget>>);
+
+impl SharedBudget {
+    /// Shares `budget`.
+    #[must_use]
+    pub fn new(budget: Budget) -> SharedBudget {
+        SharedBudget(Arc::new(Mutex::new(budget)))
+    }
+
+    /// See [`RetryBudget::on_request`].
+    pub fn on_request(&self, now: Time) {
+        self.0.lock().on_request(now);
+    }
+
+    /// See [`RetryBudget::try_withdraw`].
+    pub fn try_withdraw(&self, now: Time, reason: RetryReason) -> Result<Withdrawal, Refused> {
+        self.0.lock().try_withdraw(now, reason)
+    }
+
+    /// See [`RetryBudget::on_attempt`].
+    pub fn on_attempt(&self, now: Time, success: bool, withdrawal: Option<Withdrawal>) {
+        self.0.lock().on_attempt(now, success, withdrawal);
+    }
+
+    /// Runs `f` on the budget under its lock (for inspection).
+    pub fn with<T>(&self, f: impl FnOnce(&Budget) -> T) -> T {
+        f(&self.0.lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breakers_are_shared_per_key() {
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
+        let a = registry.breaker(&sonnet).unwrap();
+        a.force_open(Time::ZERO);
+        let b = registry.breaker(&sonnet).unwrap();
+        assert!(matches!(
+            b.state(Time::ZERO),
+            crate::breaker::State::Open { .. }
+        ));
+        let haiku = Key::new("anthropic", "claude-haiku-4-5");
+        assert_eq!(
+            registry.breaker(&haiku).unwrap().state(Time::ZERO),
+            crate::breaker::State::Closed
+        );
+        assert_eq!(registry.keys(), vec![haiku, sonnet]);
+    }
+
+    #[test]
+    fn budget_scope_decides_sharing() {
+        let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
+        let haiku = Key::new("anthropic", "claude-haiku-4-5");
+        let mini = Key::new("openai", "gpt-4o-mini");
+        let same = |scope, a: &Key, b: &Key| {
+            let registry = Registry::new(RegistryConfig {
+                budget_scope: scope,
+                ..RegistryConfig::default()
+            })
+            .unwrap();
+            Arc::ptr_eq(
+                &registry.budget(a).unwrap().0,
+                &registry.budget(b).unwrap().0,
+            )
+        };
+        assert!(same(BudgetScope::Provider, &sonnet, &haiku));
+        assert!(!same(BudgetScope::Provider, &sonnet, &mini));
+        assert!(same(BudgetScope::Global, &sonnet, &mini));
+        assert!(!same(BudgetScope::Key, &sonnet, &haiku));
+    }
+
+    #[test]
+    fn off_means_none() {
+        let registry = Registry::new(RegistryConfig {
+            breaker: None,
+            budget: None,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let key = Key::new("a", "b");
+        assert!(registry.breaker(&key).is_none());
+        assert!(registry.budget(&key).is_none());
+    }
+
+    #[test]
+    fn seeds_are_stable_across_processes() {
+        assert_eq!(
+            stable_hash(&Key::new("a", "b")),
+            stable_hash(&Key::new("a", "b"))
+        );
+        assert_ne!(
+            stable_hash(&Key::new("a", "b")),
+            stable_hash(&Key::new("ab", ""))
+        );
+    }
+}

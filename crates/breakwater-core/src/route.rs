@@ -1,0 +1,508 @@
+//! Routes: the ordered chain of steps a request may take.
+//!
+//! A [`RouteConfig`] is what a configuration file says (serde, TOML); a [`Route`] is
+//! that chain bound to a [`Registry`]: each step holds its breaker, budget and price,
+//! so a plan never looks anything up by name.
+//!
+//! Two orders are common and both are just a list of steps:
+//!
+//! - **capability-ordered**, start capable and degrade:
+//!   Sonnet → Haiku → gpt-4o-mini;
+//! - **cost-ordered**, start cheap and escalate:
+//!   gpt-4o-mini → Haiku → Sonnet.
+//!
+//! A step with `when` is *conditional*: the normal chain skips it, and only the
+//! matching error leads to it (a context-window-exceeded error to a larger-context
+//! model, a content-policy refusal to a model that takes the request). Every other
+//! non-retriable error ends the request at once.
+//!
+//! ```
+//! use breakwater_core::route::RouteConfig;
+//!
+//! let route: RouteConfig = toml::from_str(r#"
+//!     name = "chat"
+//!
+//!     [[step]]                      # capable first
+//!     provider = "anthropic"
+//!     model = "claude-sonnet-4-5"
+//!     attempts = 3
+//!     timeout_ms = 30000
+//!     prompt_variant = "claude"
+//!
+//!     [[step]]                      # then a smaller model of the same family
+//!     provider = "anthropic"
+//!     model = "claude-haiku-4-5"
+//!     attempts = 2
+//!     timeout_ms = 20000
+//!     prompt_variant = "claude"
+//!
+//!     [[step]]                      # then another provider, with its own prompt
+//!     provider = "openai"
+//!     model = "gpt-4o-mini"
+//!     attempts = 2
+//!     timeout_ms = 20000
+//!     prompt_variant = "gpt"
+//!
+//!     [[step]]                      # only for prompts too long for the others
+//!     provider = "gemini"
+//!     model = "gemini-2.5-pro"
+//!     when = "context_window_exceeded"
+//!     attempts = 1
+//!     timeout_ms = 60000
+//! "#).unwrap();
+//! assert_eq!(route.steps.len(), 4);
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::breaker::Breaker;
+use crate::cost::{Price, PriceTable};
+use crate::registry::{Registry, SharedBudget};
+use crate::taxonomy::Taxonomy;
+use crate::time::serde_ms;
+use crate::{Backoff, Fatal, Key};
+
+/// A route as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The route's name, for metrics and logs.
+    pub name: String,
+    /// The steps, in order (`[[step]]` in TOML).
+    #[serde(rename = "step")]
+    pub steps: Vec<StepConfig>,
+    /// The backoff of steps that do not set their own.
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// Timers and limits of the plan.
+    #[serde(default)]
+    pub plan: PlanConfig,
+    /// How outcomes are classified.
+    #[serde(default)]
+    pub taxonomy: Taxonomy,
+    /// What each task kind gets when the chain is exhausted.
+    #[serde(default)]
+    pub degrade: Degradation,
+}
+
+/// One step of a route: a model at a provider and how hard to try it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// The provider's name (`anthropic`, `openai`, `gemini`, or your own).
+    pub provider: String,
+    /// The model at that provider.
+    pub model: String,
+    /// Attempts allowed at this step, the first included (default 3).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// The per-attempt timeout (default 60 s); the deadline may cut it shorter.
+    #[serde(rename = "timeout_ms", with = "serde_ms", default = "default_timeout")]
+    pub timeout: Duration,
+    /// This step's backoff, instead of the route's.
+    #[serde(default)]
+    pub backoff: Option<Backoff>,
+    /// The prompt variant to render for this step's model family.
+    #[serde(default)]
+    pub prompt_variant: Option<String>,
+    /// Makes the step conditional: only this error leads to it.
+    #[serde(default)]
+    pub when: Option<Condition>,
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The errors that lead to a conditional step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The prompt did not fit the model's context window.
+    ContextWindowExceeded,
+    /// The provider refused the content.
+    ContentPolicy,
+}
+
+impl Condition {
+    /// The condition a non-retriable error leads to, if any.
+    #[must_use]
+    pub const fn for_fatal(fatal: Fatal) -> Option<Condition> {
+        match fatal {
+            Fatal::ContextWindowExceeded => Some(Condition::ContextWindowExceeded),
+            Fatal::ContentPolicy => Some(Condition::ContentPolicy),
+            _ => None,
+        }
+    }
+}
+
+/// Timers and limits of a request plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanConfig {
+    /// When the "taking longer than usual" notice fires (default 10 s after the start).
+    #[serde(rename = "slow_notice_ms", with = "serde_ms")]
+    pub slow_notice: Duration,
+    /// The shortest attempt worth starting after a wait or a failure (default 1 s,
+    /// or the step's timeout if shorter): a wait is not started, and a retry or
+    /// fallback not sent, unless at least this much of the deadline is left for it.
+    #[serde(rename = "min_attempt_ms", with = "serde_ms")]
+    pub min_attempt: Duration,
+    /// Retries allowed after ambiguous outcomes (408, broken streams), per request
+    /// (default 1).
+    pub ambiguous_retries: u32,
+}
+
+impl Default for PlanConfig {
+    fn default() -> PlanConfig {
+        PlanConfig {
+            slow_notice: Duration::from_secs(10),
+            min_attempt: Duration::from_secs(1),
+            ambiguous_retries: 1,
+        }
+    }
+}
+
+/// What a request gets when the chain is exhausted, per task kind: the options are
+/// tried in order, and a request that runs out of them fails loudly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Degradation {
+    /// For interactive tasks (default: a cached result, then a structured empty one).
+    pub interactive: Vec<Degrade>,
+    /// For deferrable tasks (default: the durable queue).
+    pub deferrable: Vec<Degrade>,
+    /// For critical tasks (default: nothing, fail fast and loudly).
+    pub critical: Vec<Degrade>,
+}
+
+impl Default for Degradation {
+    fn default() -> Degradation {
+        Degradation {
+            interactive: vec![Degrade::Cache, Degrade::Empty],
+            deferrable: vec![Degrade::Queue],
+            critical: Vec::new(),
+        }
+    }
+}
+
+/// One way to answer a request the chain could not serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Degrade {
+    /// A cached result, if the driver has one.
+    Cache,
+    /// A structured empty result flagged degraded.
+    Empty,
+    /// Hand the request back for the durable queue.
+    Queue,
+}
+
+/// A route that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// The text is not a valid route file; the message names the line and field.
+    Parse {
+        /// The parser's message.
+        message: String,
+    },
+    /// The route has no unconditional step.
+    NoSteps,
+    /// A step allows no attempts.
+    ZeroAttempts {
+        /// The step's index.
+        step: usize,
+    },
+    /// A step's timeout is zero.
+    ZeroTimeout {
+        /// The step's index.
+        step: usize,
+    },
+    /// A backoff setting is invalid.
+    Backoff {
+        /// The step's index, or `None` for the route's own backoff.
+        step: Option<usize>,
+        /// What is wrong.
+        error: crate::backoff::BackoffError,
+    },
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::Parse { message } => write!(f, "route: {message}"),
+            RouteError::NoSteps => f.write_str("route has no unconditional step"),
+            RouteError::ZeroAttempts { step } => {
+                write!(f, "step[{step}].attempts must be at least 1")
+            }
+            RouteError::ZeroTimeout { step } => {
+                write!(f, "step[{step}].timeout_ms must be positive")
+            }
+            RouteError::Backoff {
+                step: Some(step),
+                error,
+            } => write!(f, "step[{step}].backoff: {error}"),
+            RouteError::Backoff { step: None, error } => write!(f, "backoff: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+impl RouteConfig {
+    /// Parses and checks a route written in TOML.
+    pub fn from_toml(text: &str) -> Result<RouteConfig, RouteError> {
+        let config: RouteConfig = toml::from_str(text).map_err(|e| RouteError::Parse {
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the route without binding it.
+    pub fn validate(&self) -> Result<(), RouteError> {
+        if !self.steps.iter().any(|s| s.when.is_none()) {
+            return Err(RouteError::NoSteps);
+        }
+        self.backoff
+            .validate()
+            .map_err(|error| RouteError::Backoff { step: None, error })?;
+        for (step, s) in self.steps.iter().enumerate() {
+            if s.attempts == 0 {
+                return Err(RouteError::ZeroAttempts { step });
+            }
+            if s.timeout.is_zero() {
+                return Err(RouteError::ZeroTimeout { step });
+            }
+            if let Some(backoff) = &s.backoff {
+                backoff.validate().map_err(|error| RouteError::Backoff {
+                    step: Some(step),
+                    error,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A route bound to a registry and a price table: what a [`Plan`](crate::Plan) runs.
+#[derive(Clone, Debug)]
+pub struct Route {
+    name: String,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) plan: PlanConfig,
+    pub(crate) taxonomy: Taxonomy,
+    pub(crate) degrade: Degradation,
+    unpriced: Vec<String>,
+}
+
+/// A bound step.
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    pub(crate) key: Key,
+    pub(crate) breaker: Option<Breaker>,
+    pub(crate) budget: Option<SharedBudget>,
+    pub(crate) price: Price,
+    pub(crate) attempts: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) backoff: Backoff,
+    pub(crate) prompt_variant: Option<String>,
+    pub(crate) when: Option<Condition>,
+}
+
+impl Route {
+    /// Binds `config` to `registry`'s breakers and budgets and to `prices`.
+    pub fn bind(
+        config: &RouteConfig,
+        registry: &Registry,
+        prices: &PriceTable,
+    ) -> Result<Route, RouteError> {
+        config.validate()?;
+        let mut unpriced = Vec::new();
+        let steps = config
+            .steps
+            .iter()
+            .map(|s| {
+                let key = Key::new(&s.provider, &s.model);
+                let price = prices.price(&s.model).unwrap_or_else(|| {
+                    if !unpriced.contains(&s.model) {
+                        unpriced.push(s.model.clone());
+                    }
+                    Price::default()
+                });
+                Step {
+                    breaker: registry.breaker(&key),
+                    budget: registry.budget(&key),
+                    price,
+                    attempts: s.attempts,
+                    timeout: s.timeout,
+                    backoff: s.backoff.unwrap_or(config.backoff),
+                    prompt_variant: s.prompt_variant.clone(),
+                    when: s.when,
+                    key,
+                }
+            })
+            .collect();
+        Ok(Route {
+            name: config.name.clone(),
+            steps,
+            plan: config.plan,
+            taxonomy: config.taxonomy.clone(),
+            degrade: config.degrade.clone(),
+            unpriced,
+        })
+    }
+
+    /// The route's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of steps, conditional ones included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the route has no steps (never true for a bound route).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Step `index`'s key.
+    #[must_use]
+    pub fn key(&self, index: usize) -> Option<&Key> {
+        self.steps.get(index).map(|s| &s.key)
+    }
+
+    /// Step `index`'s breaker, if breakers are on.
+    #[must_use]
+    pub fn breaker(&self, index: usize) -> Option<&Breaker> {
+        self.steps.get(index).and_then(|s| s.breaker.as_ref())
+    }
+
+    /// Models the price table did not list (they count as free).
+    #[must_use]
+    pub fn unpriced_models(&self) -> &[String] {
+        &self.unpriced
+    }
+
+    /// The plan settings.
+    #[must_use]
+    pub fn plan_config(&self) -> &PlanConfig {
+        &self.plan
+    }
+
+    /// The first unconditional step at or after `from`.
+    pub(crate) fn next_step(&self, from: usize) -> Option<usize> {
+        (from..self.steps.len()).find(|&i| self.steps[i].when.is_none())
+    }
+
+    /// The first step for `condition`, if the route has one.
+    pub(crate) fn conditional_step(&self, condition: Condition) -> Option<usize> {
+        self.steps.iter().position(|s| s.when == Some(condition))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryConfig;
+
+    const COST_ORDERED: &str = r#"
+        name = "summaries"
+        [backoff]
+        base_ms = 200
+        cap_ms = 5000
+        [[step]]
+        provider = "openai"
+        model = "gpt-4o-mini"
+        attempts = 2
+        timeout_ms = 10000
+        [[step]]
+        provider = "anthropic"
+        model = "claude-haiku-4-5"
+        [[step]]
+        provider = "anthropic"
+        model = "claude-sonnet-4-5"
+        attempts = 1
+        [degrade]
+        interactive = ["empty"]
+    "#;
+
+    #[test]
+    fn cost_ordered_route_binds() {
+        let config: RouteConfig = toml::from_str(COST_ORDERED).unwrap();
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let prices = PriceTable::new().with("gpt-4o-mini", Price::per_million(0.15, 0.6));
+        let route = Route::bind(&config, &registry, &prices).unwrap();
+        assert_eq!(route.len(), 3);
+        assert_eq!(route.key(0), Some(&Key::new("openai", "gpt-4o-mini")));
+        assert_eq!(route.steps[1].attempts, 3);
+        assert_eq!(route.steps[1].timeout, Duration::from_secs(60));
+        assert_eq!(route.steps[0].backoff.base, Duration::from_millis(200));
+        assert_eq!(
+            route.unpriced_models(),
+            ["claude-haiku-4-5", "claude-sonnet-4-5"]
+        );
+        assert_eq!(route.degrade.interactive, [Degrade::Empty]);
+        assert_eq!(route.degrade.deferrable, [Degrade::Queue]);
+    }
+
+    #[test]
+    fn bad_routes_are_refused_precisely() {
+        let parse = |text: &str| toml::from_str::<RouteConfig>(text).unwrap().validate();
+        assert_eq!(parse("name = \"x\"\nstep = []"), Err(RouteError::NoSteps));
+        assert_eq!(
+            parse("name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 0"),
+            Err(RouteError::ZeroAttempts { step: 0 })
+        );
+        let only_conditional =
+            "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nwhen = \"content_policy\"";
+        assert_eq!(parse(only_conditional), Err(RouteError::NoSteps));
+        let err = RouteConfig::from_toml("name = \"x\"\nstep = []\nretries = 3").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("retries") && text.contains("line 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn conditional_steps_are_skipped_in_order() {
+        let config: RouteConfig = toml::from_str(
+            r#"
+            name = "x"
+            [[step]]
+            provider = "a"
+            model = "small"
+            [[step]]
+            provider = "b"
+            model = "large"
+            when = "context_window_exceeded"
+            [[step]]
+            provider = "c"
+            model = "other"
+            "#,
+        )
+        .unwrap();
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let route = Route::bind(&config, &registry, &PriceTable::new()).unwrap();
+        assert_eq!(route.next_step(1), Some(2));
+        assert_eq!(
+            route.conditional_step(Condition::ContextWindowExceeded),
+            Some(1)
+        );
+        assert_eq!(route.conditional_step(Condition::ContentPolicy), None);
+    }
+}
