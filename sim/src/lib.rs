@@ -14,8 +14,12 @@
 //! Nothing here reads a clock or a global RNG, and no order depends on hash iteration.
 
 pub mod dist;
+pub mod engine;
 pub mod measure;
+pub mod policy;
 pub mod provider;
 pub mod report;
 pub mod scenario;
+pub mod sweep;
+pub mod validate;
 pub mod workload;

@@ -1,0 +1,701 @@
+//! The discrete-event engine: clients, breakwater-core plans and server models in
+//! virtual time.
+//!
+//! One [`run_policy`] plays a scenario's traffic against one policy. Events are ordered
+//! by (time, sequence) and the clock jumps from one to the next. Every random stream is
+//! a ChaCha seeded from the scenario's seed and the entity's name and index — arrival
+//! times and request sizes per client population, service times per provider, backoff
+//! jitter per client replica — so the traffic is identical for every policy and a run is
+//! a pure function of the scenario.
+//!
+//! The engine decides nothing: each request is a [`Plan`] and the engine only carries
+//! out its [`Action`]s, turning server responses into core [`Outcome`]s the way the
+//! HTTP adapter turns HTTP responses into them.
+
+mod clients;
+mod queue;
+
+use std::time::Duration;
+
+use breakwater_core::rng::{SeededRng, seeded};
+use breakwater_core::{
+    Action, AttemptId, Deadline, ErrorCode, Finished, Hints, Metrics, MetricsSnapshot, Outcome,
+    Plan, Registry, RequestOptions, Resolution, Route, TaskKind, Time, TimeoutPhase, Usage,
+};
+
+pub use clients::Population;
+pub use queue::EventQueue;
+
+use crate::measure::{Collector, MeasureConfig, PolicyReport, RequestRecord};
+use crate::policy::{PolicySetup, prices};
+use crate::provider::{
+    Arrival, AttemptSpec, Response, RowOp, Server, ServerStats, ServiceId, Started,
+};
+use crate::scenario::Scenario;
+
+/// Everything one policy's run produced.
+#[derive(Clone, Debug)]
+pub struct PolicyRun {
+    /// The measures.
+    pub report: PolicyReport,
+    /// The core's own metrics, all replicas merged.
+    pub metrics: MetricsSnapshot,
+    /// Each provider's counters, in scenario order.
+    pub servers: Vec<ServerStats>,
+    /// Events processed.
+    pub events: u64,
+    /// Conditional writes sent (the row model's "calls").
+    pub row_writes: u64,
+    /// When the last request finished.
+    pub last_finish: Time,
+}
+
+/// A setup that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The policy's registry or route is invalid.
+    #[error("policy {policy}: {message}")]
+    Policy {
+        /// The policy.
+        policy: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A route step names a provider or model the scenario lacks.
+    #[error(
+        "policy {policy}: step {step} names {provider}/{model}, which the scenario does not have"
+    )]
+    UnknownModel {
+        /// The policy.
+        policy: String,
+        /// The step.
+        step: usize,
+        /// Its provider.
+        provider: String,
+        /// Its model.
+        model: String,
+    },
+}
+
+/// Derives an entity's seed from the root seed, a kind and an index (SplitMix64 over
+/// an FNV-1a hash of the kind), so streams are independent and stable.
+#[must_use]
+pub fn derive_seed(root: u64, kind: &str, index: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in kind.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = root ^ h ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Plays `scenario`'s traffic against `setup`.
+pub fn run_policy(scenario: &Scenario, setup: &PolicySetup) -> Result<PolicyRun, EngineError> {
+    let policy_error = |message: String| EngineError::Policy {
+        policy: setup.name.clone(),
+        message,
+    };
+    // Where each route step goes.
+    let mut targets = Vec::with_capacity(setup.route.steps.len());
+    for (step, s) in setup.route.steps.iter().enumerate() {
+        let found = scenario.provider_index(&s.provider).and_then(|p| {
+            let models = &scenario.providers[p].models;
+            if models.is_empty() {
+                Some((p as u32, 0))
+            } else {
+                models
+                    .iter()
+                    .position(|m| m.name == s.model)
+                    .map(|m| (p as u32, m as u32))
+            }
+        });
+        let Some(target) = found else {
+            return Err(EngineError::UnknownModel {
+                policy: setup.name.clone(),
+                step,
+                provider: s.provider.clone(),
+                model: s.model.clone(),
+            });
+        };
+        targets.push(target);
+    }
+    // One registry and bound route per client replica.
+    let price_table = prices(scenario);
+    let populations_replicas: Vec<u32> =
+        scenario.clients.iter().map(|c| c.replicas.max(1)).collect();
+    let replica_count: u32 = populations_replicas.iter().sum();
+    let mut registries = Vec::with_capacity(replica_count as usize);
+    for r in 0..replica_count {
+        let mut config = setup.registry.clone();
+        config.seed = derive_seed(config.seed ^ scenario.seed, "replica", u64::from(r));
+        registries.push(Registry::new(config).map_err(|e| policy_error(e.to_string()))?);
+    }
+    let routes: Vec<Route> = registries
+        .iter()
+        .map(|registry| Route::bind(&setup.route, registry, &price_table))
+        .collect::<Result<_, _>>()
+        .map_err(|e| policy_error(e.to_string()))?;
+
+    let mut sim = Sim::new(scenario, setup, &routes, targets);
+    sim.run();
+    Ok(sim.finish())
+}
+
+/// A request in flight.
+struct Req<'r> {
+    plan: Plan<'r>,
+    replica: u32,
+    population: u32,
+    worker: bool,
+    start: Time,
+    input: u32,
+    output: u32,
+    /// The attempt out, if any: its id, target provider and whether it is a row write.
+    attempt: Option<(AttemptId, u32, u32)>,
+    /// The server job serving it, if any.
+    job: Option<ServiceId>,
+    /// The plan timer already scheduled.
+    wake_at: Time,
+}
+
+/// Events, each for an entity; `attempt_gen` fields make stale events harmless.
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    /// A client population's next arrival (open loop) or a worker's next request.
+    Arrival { population: u32, worker: bool },
+    /// A plan timer.
+    Wake { req: u32, life: u32 },
+    /// A response reaches the client.
+    Reply {
+        req: u32,
+        attempt_gen: u32,
+        response: Response,
+    },
+    /// The client's attempt timeout.
+    Timeout { req: u32, attempt_gen: u32 },
+    /// A server finishes a job.
+    ServiceDone { provider: u32, id: ServiceId },
+    /// A server's storm boundary.
+    ServerTimer { provider: u32 },
+}
+
+struct Sim<'r> {
+    scenario: &'r Scenario,
+    setup: &'r PolicySetup,
+    routes: &'r [Route],
+    targets: Vec<(u32, u32)>,
+    queue: EventQueue<Ev>,
+    servers: Vec<Server>,
+    server_rngs: Vec<SeededRng>,
+    populations: Vec<Population>,
+    plan_rngs: Vec<SeededRng>,
+    requests: Vec<Option<Req<'r>>>,
+    /// Per slot: bumped on every attempt (`attempt_gen`) and on reuse (`life`).
+    gens: Vec<(u32, u32)>,
+    free: Vec<u32>,
+    /// Per provider, per job slot: the request and attempt generation it serves.
+    jobs: Vec<Vec<Option<(u32, u32, ServiceId)>>>,
+    collector: Collector,
+    metrics: Metrics,
+    row_writes: u64,
+    last_finish: Time,
+}
+
+impl<'r> Sim<'r> {
+    fn new(
+        scenario: &'r Scenario,
+        setup: &'r PolicySetup,
+        routes: &'r [Route],
+        targets: Vec<(u32, u32)>,
+    ) -> Sim<'r> {
+        let servers: Vec<Server> = (0..scenario.providers.len())
+            .map(|i| Server::new(scenario, i))
+            .collect();
+        let server_rngs = (0..servers.len())
+            .map(|i| seeded(derive_seed(scenario.seed, "provider", i as u64)))
+            .collect();
+        let mut offset = 0;
+        let populations = scenario
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, client)| {
+                let p = Population::new(
+                    scenario,
+                    i,
+                    offset,
+                    derive_seed(scenario.seed, "clients", i as u64),
+                );
+                offset += client.replicas.max(1);
+                p
+            })
+            .collect();
+        let plan_rngs = (0..routes.len())
+            .map(|r| seeded(derive_seed(scenario.seed, "plans", r as u64)))
+            .collect();
+        Sim {
+            scenario,
+            setup,
+            routes,
+            targets,
+            queue: EventQueue::new(),
+            jobs: vec![Vec::new(); servers.len()],
+            servers,
+            server_rngs,
+            populations,
+            plan_rngs,
+            requests: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            collector: Collector::new(MeasureConfig::for_scenario(scenario)),
+            metrics: Metrics::new(),
+            row_writes: 0,
+            last_finish: Time::ZERO,
+        }
+    }
+
+    fn run(&mut self) {
+        for (p, server) in self.servers.iter().enumerate() {
+            if let Some(at) = server.poll_timeout() {
+                self.queue
+                    .schedule(at, Ev::ServerTimer { provider: p as u32 });
+            }
+        }
+        for (i, population) in self.populations.iter_mut().enumerate() {
+            for (at, worker) in population.first_arrivals() {
+                self.queue.schedule(
+                    at,
+                    Ev::Arrival {
+                        population: i as u32,
+                        worker,
+                    },
+                );
+            }
+        }
+        while let Some((now, event)) = self.queue.pop() {
+            match event {
+                Ev::Arrival { population, worker } => self.on_arrival(now, population, worker),
+                Ev::Wake { req, life } => {
+                    if self.gens.get(req as usize).is_some_and(|g| g.1 == life)
+                        && let Some(r) = self.requests[req as usize].as_mut()
+                        && r.wake_at == now
+                    {
+                        r.wake_at = Time::MAX;
+                        self.drive(now, req);
+                    }
+                }
+                Ev::Reply {
+                    req,
+                    attempt_gen,
+                    response,
+                } => self.on_reply(now, req, attempt_gen, response),
+                Ev::Timeout { req, attempt_gen } => self.on_timeout(now, req, attempt_gen),
+                Ev::ServiceDone { provider, id } => self.on_service_done(now, provider, id),
+                Ev::ServerTimer { provider } => {
+                    let mut started = Vec::new();
+                    let p = provider as usize;
+                    self.servers[p].handle_timeout(now, &mut self.server_rngs[p], &mut started);
+                    for s in started {
+                        self.queue
+                            .schedule(s.done_at, Ev::ServiceDone { provider, id: s.id });
+                    }
+                    if let Some(at) = self.servers[p].poll_timeout() {
+                        self.queue.schedule(at, Ev::ServerTimer { provider });
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_arrival(&mut self, now: Time, population: u32, worker: bool) {
+        let pop = &mut self.populations[population as usize];
+        let Some(new) = pop.next_request(now, worker) else {
+            return;
+        };
+        if !worker && let Some(at) = pop.next_arrival(now) {
+            self.queue.schedule(at, Ev::Arrival { population, worker });
+        }
+        let deadline = if self.setup.client.deadline {
+            Deadline::after(now, new.deadline)
+        } else {
+            Deadline::unbounded(now)
+        };
+        let kind = if new.deferrable {
+            TaskKind::Deferrable
+        } else {
+            TaskKind::Interactive
+        };
+        let options = RequestOptions {
+            input_tokens: new.input_tokens,
+            max_output_tokens: new.output_tokens,
+            ..RequestOptions::default()
+        };
+        let plan = Plan::new(&self.routes[new.replica as usize], kind, deadline, options);
+        let req = Req {
+            plan,
+            replica: new.replica,
+            population,
+            worker,
+            start: now,
+            input: new.input_tokens,
+            output: new.output_tokens,
+            attempt: None,
+            job: None,
+            wake_at: Time::MAX,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
+                self.requests[idx as usize] = Some(req);
+                idx
+            }
+            None => {
+                self.requests.push(Some(req));
+                self.gens.push((0, 0));
+                (self.requests.len() - 1) as u32
+            }
+        };
+        self.drive(now, idx);
+    }
+
+    /// Polls request `idx`'s plan and carries out what it says until it waits.
+    fn drive(&mut self, now: Time, idx: u32) {
+        loop {
+            let Some(req) = self.requests[idx as usize].as_mut() else {
+                return;
+            };
+            let action = req
+                .plan
+                .poll(now, &mut self.plan_rngs[req.replica as usize]);
+            match action {
+                Action::Attempt(attempt) => {
+                    let (provider, model) = self.targets[attempt.step];
+                    req.attempt = Some((attempt.id, provider, 0));
+                    let spec = AttemptSpec {
+                        model,
+                        input_tokens: req.input,
+                        output_tokens: req.output,
+                        row: RowOp::Read,
+                    };
+                    let g = &mut self.gens[idx as usize].0;
+                    *g = g.wrapping_add(1);
+                    let attempt_gen = *g;
+                    self.collector
+                        .on_attempt(now, provider as usize, attempt.attempt > 1);
+                    let timeout_at = now + attempt.timeout;
+                    if !self.send(now, idx, attempt_gen, provider, spec, timeout_at) {
+                        self.queue.schedule(
+                            timeout_at,
+                            Ev::Timeout {
+                                req: idx,
+                                attempt_gen,
+                            },
+                        );
+                    }
+                    return;
+                }
+                Action::Wait { until } => {
+                    if until != Time::MAX && until < req.wake_at {
+                        req.wake_at = until;
+                        let life = self.gens[idx as usize].1;
+                        self.queue.schedule(until, Ev::Wake { req: idx, life });
+                    }
+                    return;
+                }
+                Action::Notice(_) => {}
+                Action::LookupCache => req.plan.on_cache(now, false),
+                Action::Finish(finished) => {
+                    self.finish_request(now, idx, &finished);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends an attempt (or a row write) to `provider`. Returns whether its answer is
+    /// already scheduled to arrive by `timeout_at` (no timeout event needed).
+    fn send(
+        &mut self,
+        now: Time,
+        idx: u32,
+        attempt_gen: u32,
+        provider: u32,
+        spec: AttemptSpec,
+        timeout_at: Time,
+    ) -> bool {
+        let p = provider as usize;
+        match self.servers[p].on_arrival(now, spec, &mut self.server_rngs[p]) {
+            Arrival::Answered { at, response } => {
+                self.queue.schedule(
+                    at,
+                    Ev::Reply {
+                        req: idx,
+                        attempt_gen,
+                        response,
+                    },
+                );
+                at <= timeout_at
+            }
+            Arrival::Started(Started { id, done_at }) => {
+                self.track_job(provider, id, idx, attempt_gen);
+                self.queue
+                    .schedule(done_at, Ev::ServiceDone { provider, id });
+                false
+            }
+            Arrival::Queued { id } => {
+                self.track_job(provider, id, idx, attempt_gen);
+                false
+            }
+            Arrival::Hung => false,
+        }
+    }
+
+    fn track_job(&mut self, provider: u32, id: ServiceId, idx: u32, attempt_gen: u32) {
+        let jobs = &mut self.jobs[provider as usize];
+        if jobs.len() <= id.index() {
+            jobs.resize(id.index() + 1, None);
+        }
+        jobs[id.index()] = Some((idx, attempt_gen, id));
+        if let Some(req) = self.requests[idx as usize].as_mut() {
+            req.job = Some(id);
+        }
+    }
+
+    fn on_service_done(&mut self, now: Time, provider: u32, id: ServiceId) {
+        let p = provider as usize;
+        let Some(done) = self.servers[p].on_service_done(now, id, &mut self.server_rngs[p]) else {
+            return;
+        };
+        if let Some(next) = done.next {
+            self.queue.schedule(
+                next.done_at,
+                Ev::ServiceDone {
+                    provider,
+                    id: next.id,
+                },
+            );
+        }
+        let slot = self.jobs[p]
+            .get_mut(id.index())
+            .and_then(|s| s.take_if(|(_, _, job)| *job == id));
+        if let Some((req, attempt_gen, _)) = slot
+            && !done.abandoned
+        {
+            if let Some(r) = self.requests[req as usize].as_mut() {
+                r.job = None;
+            }
+            self.queue.schedule(
+                done.at,
+                Ev::Reply {
+                    req,
+                    attempt_gen,
+                    response: done.response,
+                },
+            );
+        }
+    }
+
+    fn current(&self, idx: u32, attempt_gen: u32) -> bool {
+        self.gens
+            .get(idx as usize)
+            .is_some_and(|g| g.0 == attempt_gen)
+            && self.requests[idx as usize]
+                .as_ref()
+                .is_some_and(|r| r.attempt.is_some())
+    }
+
+    fn on_timeout(&mut self, now: Time, idx: u32, attempt_gen: u32) {
+        if !self.current(idx, attempt_gen) {
+            return;
+        }
+        let Some(req) = self.requests[idx as usize].as_mut() else {
+            return;
+        };
+        let Some((id, provider, _)) = req.attempt.take() else {
+            return;
+        };
+        if let Some(job) = req.job.take() {
+            self.servers[provider as usize].abandon(job);
+            if let Some(slot) = self.jobs[provider as usize].get_mut(job.index()) {
+                *slot = None;
+            }
+        }
+        let outcome = Outcome::TimedOut {
+            phase: TimeoutPhase::BeforeHeaders,
+        };
+        req.plan.on_outcome(now, id, outcome, Usage::default());
+        self.drive(now, idx);
+    }
+
+    fn on_reply(&mut self, now: Time, idx: u32, attempt_gen: u32, response: Response) {
+        if !self.current(idx, attempt_gen) {
+            return;
+        }
+        let Some(req) = self.requests[idx as usize].as_mut() else {
+            return;
+        };
+        let Some((id, provider, _)) = req.attempt else {
+            return;
+        };
+        if let Response::RowRead { version } = response {
+            // The read half of an optimistic-concurrency attempt: now the write.
+            self.row_writes += 1;
+            let spec = AttemptSpec {
+                model: 0,
+                input_tokens: req.input,
+                output_tokens: req.output,
+                row: RowOp::Write { expected: version },
+            };
+            // The attempt's timeout event is already scheduled (a row attempt is never
+            // answered at once), so the write needs none of its own.
+            self.send(now, idx, attempt_gen, provider, spec, Time::ZERO);
+            return;
+        }
+        req.attempt = None;
+        req.job = None;
+        let (outcome, usage) = outcome(response, self.setup.client.retry_after_max);
+        req.plan.on_outcome(now, id, outcome, usage);
+        self.drive(now, idx);
+    }
+}
+
+/// A server response as the core sees it: what the HTTP adapter would make of the same
+/// status, headers and body (Retry-After clamped to `retry_after_max`, or ignored).
+fn outcome(response: Response, retry_after_max: Option<Duration>) -> (Outcome, Usage) {
+    {
+        let status = |status: u16, error: Option<ErrorCode>, retry_after: Option<Duration>| {
+            Outcome::Status {
+                status,
+                error,
+                hints: Hints {
+                    retry_after,
+                    should_retry: None,
+                },
+            }
+        };
+        match response {
+            Response::Ok {
+                input_tokens,
+                output_tokens,
+            } => (Outcome::Success, Usage::new(input_tokens, output_tokens)),
+            Response::RateLimited { retry_after } => {
+                let hint = retry_after_max
+                    .map(|max| retry_after.min(max))
+                    .filter(|d| !d.is_zero());
+                (
+                    status(429, Some(ErrorCode::RateLimited), hint),
+                    Usage::default(),
+                )
+            }
+            Response::QuotaExhausted => (
+                status(429, Some(ErrorCode::InsufficientQuota), None),
+                Usage::default(),
+            ),
+            Response::Overloaded => (
+                status(529, Some(ErrorCode::Overloaded), None),
+                Usage::default(),
+            ),
+            Response::ServerError { status: code } => (status(code, None, None), Usage::default()),
+            Response::ConnectFailed => (Outcome::ConnectFailed, Usage::default()),
+            Response::RowWritten { .. } => (Outcome::Success, Usage::default()),
+            Response::WriteConflict { .. } => (status(409, None, None), Usage::default()),
+            // Handled in `on_reply`; a stray one is a malformed answer.
+            Response::RowRead { .. } => (Outcome::MalformedBody, Usage::default()),
+        }
+    }
+}
+
+impl Sim<'_> {
+    fn finish_request(&mut self, now: Time, idx: u32, finished: &Finished) {
+        let Some(req) = self.requests[idx as usize].take() else {
+            return;
+        };
+        self.free.push(idx);
+        self.gens[idx as usize].0 = self.gens[idx as usize].0.wrapping_add(1);
+        let resolution = match finished.resolution {
+            Resolution::Success { .. } => crate::measure::Resolution::Success,
+            Resolution::Degraded { .. } => crate::measure::Resolution::Degraded,
+            Resolution::Queued { .. } => crate::measure::Resolution::Queued,
+            Resolution::Failed { .. } => crate::measure::Resolution::Failed,
+        };
+        self.collector.on_request(&RequestRecord {
+            start: req.start,
+            end: now,
+            resolution,
+            attempts: finished.attempts,
+            cost_nanodollars: finished.cost.nanodollars(),
+            retry_cost_nanodollars: finished.retry_cost.nanodollars(),
+        });
+        self.metrics
+            .record(&self.routes[req.replica as usize], finished);
+        self.last_finish = self.last_finish.max(now);
+        if req.worker
+            && let Some(at) = self.populations[req.population as usize].think(now)
+        {
+            self.queue.schedule(
+                at,
+                Ev::Arrival {
+                    population: req.population,
+                    worker: true,
+                },
+            );
+        }
+    }
+
+    fn finish(self) -> PolicyRun {
+        let mix = self.scenario.token_mix();
+        let servers = &self.servers;
+        let report = self.collector.finish(&self.setup.name, |provider, t| {
+            servers.get(provider).and_then(|s| s.capacity_per_s(t, mix))
+        });
+        PolicyRun {
+            report,
+            metrics: self.metrics.snapshot(),
+            servers: self.servers.iter().map(Server::stats).collect(),
+            events: self.queue.popped(),
+            row_writes: self.row_writes,
+            last_finish: self.last_finish,
+        }
+    }
+}
+
+/// Runs every policy on the same traffic, spread over `threads` threads; the results
+/// come back in `setups` order whatever the timing.
+pub fn run_all(
+    scenario: &Scenario,
+    setups: &[PolicySetup],
+    threads: usize,
+) -> Result<Vec<PolicyRun>, EngineError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Result<PolicyRun, EngineError>>>> =
+        setups.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, setups.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(setup) = setups.get(i) else { break };
+                    let result = run_policy(scenario, setup);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .zip(setups)
+        .map(|(slot, setup)| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(EngineError::Policy {
+                    policy: setup.name.clone(),
+                    message: "its run panicked".to_owned(),
+                })
+            })
+        })
+        .collect()
+}

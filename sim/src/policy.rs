@@ -1,0 +1,255 @@
+//! Policies: the presets and custom tables turned into breakwater-core configuration.
+//!
+//! A policy is nothing but core configuration — a [`RouteConfig`], a
+//! [`RegistryConfig`] and how the simulated client reads headers — so every decision
+//! the simulator measures is made by breakwater-core itself.
+//!
+//! | preset | route | backoff | budget | breaker | deadline | Retry-After |
+//! |---|---|---|---|---|---|---|
+//! | `naive` | primary model, 4 attempts | none (immediate) | – | – | – | ignored |
+//! | `sdk-default` | primary model, 3 attempts | `min(0.5 s·2ⁿ, 8 s) × (1 − 0.25·U)` | – | – | – | honoured up to 60 s |
+//! | `article` | the primary provider's models (Sonnet → Haiku), 5 attempts each | full jitter, 1 s base, 60 s cap | – | – | – | honoured up to 60 s |
+//! | `breakwater` | every model, capability order, 3/2/2 attempts | full jitter, 250 ms base, 4 s cap | ratio 10 %, per provider | default | the client's | honoured up to 60 s |
+//!
+//! Only `breakwater` degrades (a cached or empty result for interactive requests, the
+//! queue for deferrable ones); the others fail when they give up, as plain retry code
+//! does.
+
+use std::time::Duration;
+
+use breakwater_core::budget::RatioConfig;
+use breakwater_core::registry::BudgetScope;
+use breakwater_core::route::{Degradation, PlanConfig, RouteConfig, StepConfig};
+use breakwater_core::{
+    Backoff, BreakerConfig, BudgetConfig, Jitter, Price, PriceTable, RegistryConfig,
+};
+use serde::Deserialize;
+
+use crate::scenario::{Located, Policy, Preset, Scenario, ScenarioError};
+
+/// A policy ready to run: core configuration plus the client's header handling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicySetup {
+    /// The policy's name in reports.
+    pub name: String,
+    /// The fallback chain.
+    pub route: RouteConfig,
+    /// Breakers and budgets (each client replica gets its own registry).
+    pub registry: RegistryConfig,
+    /// How the simulated client treats requests and headers.
+    pub client: ClientOptions,
+}
+
+/// What the simulated client does outside the core: which deadline it sets and how
+/// it reads Retry-After (the adapter's header parsing, with its clamp).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientOptions {
+    /// Whether requests carry the client population's deadline (otherwise none).
+    pub deadline: bool,
+    /// Retry-After values are clamped to this; `None` ignores the header.
+    #[serde(
+        rename = "retry_after_max_ms",
+        with = "breakwater_core::time::serde_ms::option"
+    )]
+    pub retry_after_max: Option<Duration>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            deadline: true,
+            retry_after_max: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl PolicySetup {
+    /// The setup of `policy` in `scenario`: its preset, overridden by its tables.
+    pub fn from_policy(scenario: &Scenario, policy: &Policy) -> Result<PolicySetup, ScenarioError> {
+        let mut setup = PolicySetup::preset(scenario, policy.preset, &policy.name);
+        if let Some(route) = &policy.route {
+            setup.route = parse(scenario, route)?;
+        }
+        if let Some(registry) = &policy.registry {
+            setup.registry = parse(scenario, registry)?;
+        }
+        if let Some(plan) = &policy.plan {
+            setup.client = parse(scenario, plan)?;
+        }
+        setup.route.validate().map_err(|e| {
+            let at = policy.route.as_ref().map_or("policy", |r| r.path.as_str());
+            ScenarioError::at_path(&scenario.source, at, e.to_string())
+        })?;
+        breakwater_core::Registry::new(setup.registry.clone()).map_err(|e| {
+            let at = policy
+                .registry
+                .as_ref()
+                .map_or("policy", |r| r.path.as_str());
+            ScenarioError::at_path(&scenario.source, at, e.to_string())
+        })?;
+        Ok(setup)
+    }
+
+    /// A preset over the scenario's providers. The *primary* is the first model of the
+    /// first provider; `breakwater` chains every model in scenario order.
+    #[must_use]
+    pub fn preset(scenario: &Scenario, preset: Preset, name: &str) -> PolicySetup {
+        let models: Vec<(&str, &str)> = scenario
+            .providers
+            .iter()
+            .flat_map(|p| {
+                p.models
+                    .iter()
+                    .map(move |m| (p.name.as_str(), m.name.as_str()))
+            })
+            .collect();
+        let primary = models.first().copied().unwrap_or(("none", "none"));
+        let step = |(provider, model): (&str, &str), attempts: u32, timeout_s: u64| StepConfig {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            attempts,
+            timeout: Duration::from_secs(timeout_s),
+            backoff: None,
+            prompt_variant: None,
+            when: None,
+        };
+        let no_state = RegistryConfig {
+            breaker: None,
+            budget: None,
+            ..RegistryConfig::default()
+        };
+        let unbounded = ClientOptions {
+            deadline: false,
+            retry_after_max: Some(Duration::from_secs(60)),
+        };
+        // Retry code without Breakwater has no degradation: when it gives up, the
+        // caller gets the error.
+        let no_degradation = Degradation {
+            interactive: Vec::new(),
+            deferrable: Vec::new(),
+            critical: Vec::new(),
+        };
+        let route = |steps: Vec<StepConfig>, backoff: Backoff| RouteConfig {
+            name: name.to_owned(),
+            steps,
+            backoff,
+            plan: PlanConfig::default(),
+            taxonomy: Default::default(),
+            degrade: no_degradation.clone(),
+        };
+        let (route, registry, client) = match preset {
+            Preset::Naive => (
+                route(
+                    vec![step(primary, 4, 60)],
+                    Backoff {
+                        base: Duration::ZERO,
+                        multiplier: 1.0,
+                        cap: Duration::ZERO,
+                        jitter: Jitter::None,
+                    },
+                ),
+                no_state,
+                ClientOptions {
+                    deadline: false,
+                    retry_after_max: None,
+                },
+            ),
+            Preset::SdkDefault => (
+                route(
+                    vec![step(primary, 3, 600)],
+                    Backoff {
+                        base: Duration::from_millis(500),
+                        multiplier: 2.0,
+                        cap: Duration::from_secs(8),
+                        jitter: Jitter::Proportional,
+                    },
+                ),
+                no_state,
+                unbounded,
+            ),
+            Preset::Article => {
+                let first_provider = primary.0;
+                let steps = models
+                    .iter()
+                    .filter(|(p, _)| *p == first_provider)
+                    .take(2)
+                    .map(|m| step(*m, 5, 60))
+                    .collect();
+                (
+                    route(
+                        steps,
+                        Backoff {
+                            base: Duration::from_secs(1),
+                            multiplier: 2.0,
+                            cap: Duration::from_secs(60),
+                            jitter: Jitter::Full,
+                        },
+                    ),
+                    no_state,
+                    unbounded,
+                )
+            }
+            Preset::Breakwater | Preset::Custom => {
+                let steps = models
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| step(*m, if i == 0 { 3 } else { 2 }, 30))
+                    .collect();
+                let registry = RegistryConfig {
+                    breaker: Some(BreakerConfig::default()),
+                    budget: Some(BudgetConfig::Ratio(RatioConfig {
+                        ratio: 0.1,
+                        min_per_sec: 10,
+                        ttl: Duration::from_secs(10),
+                    })),
+                    budget_scope: BudgetScope::Provider,
+                    seed: scenario.seed,
+                };
+                let backoff = Backoff {
+                    base: Duration::from_millis(250),
+                    multiplier: 2.0,
+                    cap: Duration::from_secs(4),
+                    jitter: Jitter::Full,
+                };
+                let route = RouteConfig {
+                    degrade: Degradation::default(),
+                    ..route(steps, backoff)
+                };
+                (route, registry, ClientOptions::default())
+            }
+        };
+        PolicySetup {
+            name: name.to_owned(),
+            route,
+            registry,
+            client,
+        }
+    }
+}
+
+/// The scenario's model prices as a core price table.
+#[must_use]
+pub fn prices(scenario: &Scenario) -> PriceTable {
+    let mut table = PriceTable::new();
+    for provider in &scenario.providers {
+        for model in &provider.models {
+            table.insert(
+                &model.name,
+                Price::per_million(model.input_price, model.output_price),
+            );
+        }
+    }
+    table
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    scenario: &Scenario,
+    table: &Located<toml::Table>,
+) -> Result<T, ScenarioError> {
+    T::deserialize(toml::Value::Table(table.value.clone())).map_err(|e| {
+        let message = e.to_string();
+        // toml's value deserializer names the field but not the line: point at the table.
+        ScenarioError::at_path(&scenario.source, &table.path, message.trim_end().to_owned())
+    })
+}
