@@ -112,6 +112,12 @@ pub(crate) fn plan(c: &mut Criterion) {
             black_box(plan.poll(done, &mut rng))
         });
     });
+    // Without a budget: a retry in every iteration, with the clock frozen, would drain
+    // any budget and measure the fallback path instead.
+    let (_unbudgeted, retry_route) = breakwater_benches::route_with(RegistryConfig {
+        budget: None,
+        ..RegistryConfig::default()
+    });
     group.bench_function("one_retry_then_success", |b| {
         let overloaded = Outcome::Status {
             status: 503,
@@ -121,7 +127,7 @@ pub(crate) fn plan(c: &mut Criterion) {
         b.iter(|| {
             let mut now = Time::from_secs(1);
             let mut plan = Plan::new(
-                &route,
+                &retry_route,
                 TaskKind::Interactive,
                 Deadline::after(now, Duration::from_secs(30)),
                 RequestOptions::default(),

@@ -24,13 +24,23 @@ pub const ROUTE: &str = r#"
 /// The registry and the bound [`ROUTE`], with default breakers and budgets.
 #[must_use]
 pub fn route() -> (Registry, Route) {
+    route_with(RegistryConfig::default())
+}
+
+/// The registry made from `config` and the bound [`ROUTE`].
+///
+/// # Panics
+///
+/// If `config` is invalid.
+#[must_use]
+pub fn route_with(config: RegistryConfig) -> (Registry, Route) {
     // The constant above is valid TOML and a valid route: these cannot fail.
-    let config: RouteConfig = toml_route(ROUTE);
-    let registry = Registry::new(RegistryConfig::default()).expect("default registry is valid");
+    let route_config: RouteConfig = toml_route(ROUTE);
+    let registry = Registry::new(config).expect("bench registry is valid");
     let prices = PriceTable::new()
         .with("claude-sonnet-4-5", Price::per_million(3.0, 15.0))
         .with("gpt-4o-mini", Price::per_million(0.15, 0.6));
-    let route = Route::bind(&config, &registry, &prices).expect("bench route is valid");
+    let route = Route::bind(&route_config, &registry, &prices).expect("bench route is valid");
     (registry, route)
 }
 
