@@ -146,7 +146,7 @@ impl Backoff {
         } else {
             1.0
         };
-        let grown = base * multiplier.powi(i32::try_from(retry).unwrap_or(i32::MAX));
+        let grown = base * pow(multiplier, retry);
         // `as` saturates for floats: NaN → 0, +inf → u64::MAX.
         let grown = if grown.is_nan() {
             u64::MAX
@@ -188,10 +188,38 @@ impl Backoff {
     }
 }
 
+/// `x^n` by repeated squaring: a fixed sequence of IEEE multiplications, so every
+/// machine computes the same bits (`f64::powi`'s precision is platform-dependent, and the
+/// simulator promises identical output everywhere). Stops early once the result is
+/// infinite.
+fn pow(x: f64, mut n: u32) -> f64 {
+    let (mut base, mut acc) = (x, 1.0f64);
+    while n > 0 {
+        if n & 1 == 1 {
+            acc *= base;
+        }
+        n >>= 1;
+        base *= base;
+        if acc.is_infinite() {
+            break;
+        }
+    }
+    acc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::seeded;
+
+    #[test]
+    fn pow_by_squaring_is_exact_for_powers_of_two() {
+        assert_eq!(pow(2.0, 0), 1.0);
+        assert_eq!(pow(2.0, 10), 1024.0);
+        assert_eq!(pow(1.5, 3), 3.375);
+        assert_eq!(pow(2.0, 2000), f64::INFINITY);
+        assert_eq!(pow(1.0, u32::MAX), 1.0);
+    }
     use proptest::prelude::*;
 
     fn ms(n: u64) -> Duration {
