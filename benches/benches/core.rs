@@ -112,10 +112,12 @@ pub(crate) fn plan(c: &mut Criterion) {
             black_box(plan.poll(done, &mut rng))
         });
     });
-    // Without a budget: a retry in every iteration, with the clock frozen, would drain
-    // any budget and measure the fallback path instead.
-    let (_unbudgeted, retry_route) = breakwater_benches::route_with(RegistryConfig {
+    // Without a budget or a breaker: a failure in every iteration, with the clock
+    // frozen, would drain any budget and trip any breaker, and the bench would measure
+    // the fallback path instead of a retry.
+    let (_stateless, retry_route) = breakwater_benches::route_with(RegistryConfig {
         budget: None,
+        breaker: None,
         ..RegistryConfig::default()
     });
     group.bench_function("one_retry_then_success", |b| {

@@ -185,7 +185,6 @@ pub struct Plan<'r> {
 }
 
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // as for `Action`: `Done` keeps the finish without a box
 enum Phase {
     /// Send an attempt at the current step, or move along the chain.
     Ready,
@@ -207,8 +206,8 @@ enum Phase {
     Degrading,
     /// Waiting for the driver's cache answer.
     AwaitCache,
-    /// Over.
-    Done(Finished),
+    /// Over: how, and when (the history stays in the plan).
+    Done { resolution: Resolution, at: Time },
 }
 
 impl<'r> Plan<'r> {
@@ -255,19 +254,16 @@ impl<'r> Plan<'r> {
         self.kind
     }
 
-    /// The history so far (once finished, the finished request's).
+    /// The history so far.
     #[must_use]
     pub fn history(&self) -> &History {
-        match &self.phase {
-            Phase::Done(finished) => &finished.history,
-            _ => &self.history,
-        }
+        &self.history
     }
 
     /// Whether the plan has finished.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        matches!(self.phase, Phase::Done(_))
+        matches!(self.phase, Phase::Done { .. })
     }
 
     /// What to do next. After [`Action::Finish`], every poll returns the same finish.
@@ -281,7 +277,9 @@ impl<'r> Plan<'r> {
                 return Action::Notice(Notice::Slow);
             }
             match self.phase {
-                Phase::Done(ref finished) => return Action::Finish(finished.clone()),
+                Phase::Done { resolution, at } => {
+                    return Action::Finish(self.finished(at, resolution));
+                }
                 Phase::InFlight { .. } => {
                     return Action::Wait {
                         until: self.notice_at.unwrap_or(Time::MAX),
@@ -361,35 +359,33 @@ impl<'r> Plan<'r> {
 
         let delivered = outcome.tokens_delivered();
         self.phase = match class {
-            Class::Success => Phase::Done(self.finished(
-                now,
-                Resolution::Success {
+            Class::Success => Phase::Done {
+                resolution: Resolution::Success {
                     step: self.step,
                     fallback_used: self.fallback_used,
                 },
-            )),
-            _ if delivered > 0 && !self.options.allow_restart_after_tokens => {
-                Phase::Done(self.finished(
-                    now,
-                    Resolution::Failed {
-                        reason: FailReason::StreamBroken {
-                            tokens_delivered: delivered,
-                        },
+                at: now,
+            },
+            _ if delivered > 0 && !self.options.allow_restart_after_tokens => Phase::Done {
+                resolution: Resolution::Failed {
+                    reason: FailReason::StreamBroken {
+                        tokens_delivered: delivered,
                     },
-                ))
-            }
+                },
+                at: now,
+            },
             Class::NonRetriable(fatal) => {
                 match Condition::for_fatal(fatal).and_then(|c| route.conditional_step(c)) {
                     Some(target) if target != self.step => {
                         self.enter_step(target);
                         Phase::Ready
                     }
-                    _ => Phase::Done(self.finished(
-                        now,
-                        Resolution::Failed {
+                    _ => Phase::Done {
+                        resolution: Resolution::Failed {
                             reason: FailReason::NonRetriable(fatal),
                         },
-                    )),
+                        at: now,
+                    },
                 }
             }
             Class::Ambiguous if self.ambiguous_left == 0 => {
@@ -429,13 +425,13 @@ impl<'r> Plan<'r> {
         }
         self.phase = if hit {
             let reason = self.end_reason();
-            Phase::Done(self.finished(
-                now,
-                Resolution::Degraded {
+            Phase::Done {
+                resolution: Resolution::Degraded {
                     from: DegradedFrom::Cache,
                     reason,
                 },
-            ))
+                at: now,
+            }
         } else {
             Phase::Degrading
         };
@@ -454,7 +450,7 @@ impl<'r> Plan<'r> {
         let own = match self.phase {
             Phase::Backoff { until } => Some(until),
             Phase::Ready | Phase::Retry { .. } | Phase::Degrading => Some(Time::ZERO),
-            Phase::InFlight { .. } | Phase::AwaitCache | Phase::Done(_) => None,
+            Phase::InFlight { .. } | Phase::AwaitCache | Phase::Done { .. } => None,
         };
         match (own, notice) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -665,9 +661,11 @@ impl<'r> Plan<'r> {
             Some(Degrade::Queue) => Resolution::Queued { reason },
             None => Resolution::Failed { reason },
         };
-        let finished = self.finished(now, resolution);
-        self.phase = Phase::Done(finished.clone());
-        Action::Finish(finished)
+        self.phase = Phase::Done {
+            resolution,
+            at: now,
+        };
+        Action::Finish(self.finished(now, resolution))
     }
 
     fn skip(&mut self, now: Time, skip: Skip) {
@@ -678,14 +676,15 @@ impl<'r> Plan<'r> {
         });
     }
 
-    fn finished(&mut self, now: Time, resolution: Resolution) -> Finished {
+    /// The finish of a request that ended at `at` with `resolution`.
+    fn finished(&self, at: Time, resolution: Resolution) -> Finished {
         Finished {
             resolution,
             attempts: self.attempts,
-            elapsed: self.deadline.elapsed(now),
+            elapsed: self.deadline.elapsed(at),
             cost: self.cost,
             retry_cost: self.retry_cost,
-            history: std::mem::take(&mut self.history),
+            history: self.history.clone(),
         }
     }
 }

@@ -170,10 +170,11 @@ pub enum Skip {
     NoTimeLeft,
 }
 
-/// A request's history; the first few entries are stored inline, so a request that
-/// succeeds at once allocates nothing.
+/// A request's history; the first three entries (an attempt, a wait and a retry) are
+/// stored inline, so a request that succeeds at once or after one retry allocates
+/// nothing.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct History(SmallVec<[Entry; 4]>);
+pub struct History(SmallVec<[Entry; 3]>);
 
 impl History {
     pub(crate) fn push(&mut self, entry: Entry) {
