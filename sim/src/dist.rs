@@ -1,9 +1,10 @@
 //! The random distributions the simulator draws from.
 //!
 //! Every draw takes the caller's `&mut R: Rng` (a seeded ChaCha stream per entity, made
-//! by the engine), so the same seed gives the same draws. The math is plain `f64`
-//! (`ln`, `exp`, `cos` from the platform's libm), so results are identical run to run on
-//! one machine; across platforms, libm may differ in the last bit.
+//! by the engine), so the same seed gives the same draws. The transcendental functions
+//! (`ln`, `exp`, `cos`) come from the `libm` crate, a portable Rust port of musl's libm,
+//! rather than from the platform's C library, whose last bits differ between systems:
+//! the same scenario and seed give the same bits on every machine.
 
 use breakwater_core::Rng;
 
@@ -33,14 +34,14 @@ impl LogNormal {
         if self.sigma == 0.0 {
             return self.median;
         }
-        let x = self.median * (self.sigma * standard_normal(rng)).exp();
+        let x = self.median * libm::exp(self.sigma * standard_normal(rng));
         if x.is_finite() { x } else { f64::MAX }
     }
 
     /// The mean: `median · e^(sigma²/2)`.
     #[must_use]
     pub fn mean(&self) -> f64 {
-        self.median * (self.sigma * self.sigma / 2.0).exp()
+        self.median * libm::exp(self.sigma * self.sigma / 2.0)
     }
 }
 
@@ -50,7 +51,7 @@ pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     // 1 - u is in (0, 1], so ln never sees 0.
     let u1 = 1.0 - rng.next_f64();
     let u2 = rng.next_f64();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
 }
 
 /// An exponential draw with the given mean (`mean ≤ 0` gives 0).
@@ -59,7 +60,7 @@ pub fn exponential<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
         return 0.0;
     }
     // 1 - u is in (0, 1], so the log is finite.
-    -mean * (1.0 - rng.next_f64()).ln()
+    -mean * libm::log(1.0 - rng.next_f64())
 }
 
 /// `true` with probability `p` (clamped to `[0, 1]`; `p ≤ 0` never draws).
