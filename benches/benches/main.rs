@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod core;
+mod peers;
 
 criterion_group!(
     benches,
@@ -11,6 +12,8 @@ criterion_group!(
     core::budget,
     core::backoff,
     core::plan,
-    core::registry
+    core::registry,
+    peers::breakers,
+    peers::backoff
 );
 criterion_main!(benches);
