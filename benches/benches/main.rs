@@ -14,6 +14,7 @@ criterion_group!(
     core::plan,
     core::registry,
     peers::breakers,
-    peers::backoff
+    peers::backoff,
+    peers::contention
 );
 criterion_main!(benches);

@@ -66,3 +66,77 @@ pub(crate) fn backoff(c: &mut Criterion) {
     });
     group.finish();
 }
+
+/// Two threads (this machine's cores) admitting and recording at once, on one shared
+/// breaker and on one breaker each; the time is per operation per thread.
+pub(crate) fn contention(c: &mut Criterion) {
+    use breakwater_core::{Admit, Breaker, BreakerConfig, Class, Time};
+
+    let mut group = c.benchmark_group("contention/2_threads");
+    let ours = || Breaker::new(BreakerConfig::default(), 1);
+    let shared = ours();
+    let own = [ours(), ours()];
+    let admit_record = |breaker: &Breaker| {
+        if let Admit::Admitted(permit) = breaker.admit(Time::from_secs(1)) {
+            breaker.record(
+                Time::from_secs(1),
+                permit,
+                &Class::Success,
+                Duration::from_millis(1),
+            );
+        }
+    };
+    group.bench_function("breakwater/one_key", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, |_| admit_record(&shared)));
+    });
+    group.bench_function("breakwater/distinct_keys", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, |t| admit_record(&own[t])));
+    });
+    let failsafe_shared = failsafe::Config::new().build();
+    let failsafe_own = [
+        failsafe::Config::new().build(),
+        failsafe::Config::new().build(),
+    ];
+    group.bench_function("failsafe/one_key", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |_| {
+                if failsafe_shared.is_call_permitted() {
+                    failsafe_shared.on_success();
+                }
+            })
+        });
+    });
+    group.bench_function("failsafe/distinct_keys", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |t| {
+                if failsafe_own[t].is_call_permitted() {
+                    failsafe_own[t].on_success();
+                }
+            })
+        });
+    });
+    group.finish();
+}
+
+/// Runs `op(thread)` `iters` times on each of two threads started together; returns
+/// the wall time (the bench's one clock read, outside any library code).
+#[allow(clippy::disallowed_methods)]
+fn on_two_threads(iters: u64, op: impl Fn(usize) + Sync) -> Duration {
+    let barrier = std::sync::Barrier::new(3);
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (barrier, op) = (&barrier, &op);
+            s.spawn(move || {
+                barrier.wait();
+                for _ in 0..iters {
+                    op(t);
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = std::time::Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
