@@ -1,13 +1,19 @@
-//! Breakwater's I/O adapter: the protocol-level half.
+//! Breakwater's I/O adapter: tokio and reqwest driving the core's request plan.
 //!
 //! This crate turns a provider-neutral [`Request`](wire::Request) into each provider's
-//! HTTP request, parses each provider's responses, error bodies and Server-Sent Events
-//! streams, and nothing more: it holds no policy (the core decides what an outcome means)
-//! and does no networking (the client that sends requests comes later).
+//! HTTP request, sends it, turns what comes back into the core's outcomes, and carries
+//! out the plan's actions (send, wait, notify, finish). It holds no policy: every
+//! retry, wait, fallback and degradation is decided by [`breakwater_core::Plan`].
 //!
+//! - [`client`]: the [`Client`], built once per process, whose `complete` drives a plan.
+//! - [`outcome`]: HTTP responses and transport errors into core [`Outcome`](breakwater_core::Outcome)s.
+//! - [`clock`]: the adapter's single clock read.
 //! - [`sse`]: an incremental Server-Sent Events parser that follows the WHATWG rules.
 //! - [`wire`]: the Anthropic, OpenAI and Gemini wire formats, as pure functions.
 //! - [`limits`]: the default body and event size limits.
+//!
+//! Real providers speak HTTPS: enable this crate's `rustls-tls` feature for them (the
+//! default build has no TLS, which is all the loopback tests need).
 //!
 //! A streaming attempt, from rendered request to decoded items:
 //!
@@ -39,6 +45,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod clock;
 pub mod limits;
+pub mod outcome;
 pub mod sse;
 pub mod wire;
