@@ -45,8 +45,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod client;
 pub mod clock;
 pub mod limits;
 pub mod outcome;
 pub mod sse;
 pub mod wire;
+
+pub use client::{ApiKey, BuildError, Client, ClientBuilder, Completion, Error};
