@@ -52,4 +52,4 @@ pub mod outcome;
 pub mod sse;
 pub mod wire;
 
-pub use client::{ApiKey, BuildError, Client, ClientBuilder, Completion, Error};
+pub use client::{ApiKey, BuildError, Client, ClientBuilder, Completion, Error, StreamEvent};

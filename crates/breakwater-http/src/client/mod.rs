@@ -20,6 +20,7 @@
 
 mod builder;
 mod send;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tracing::Instrument;
 use tracing::field::{Empty, display};
 
 pub use builder::{ApiKey, BuildError, ClientBuilder, ProviderConfig};
+pub use stream::StreamEvent;
 
 use crate::clock;
 use crate::wire::{self, PromptVariant, Provider, TokenUsage};
@@ -133,6 +135,20 @@ pub enum Error {
         reason: FailReason,
         /// Attempts sent.
         attempts: u32,
+        /// Every attempt, wait and skip.
+        history: History,
+    },
+    /// A stream broke after text reached the caller, who did not allow a restart.
+    #[error("stream broken after {tokens_delivered} tokens")]
+    StreamBroken {
+        /// Text deltas the caller had received.
+        tokens_delivered: u32,
+        /// The text received, which the provider never finished.
+        partial: String,
+        /// The provider and model that wrote it.
+        key: Option<Key>,
+        /// What the broken attempt reported of its usage.
+        usage: TokenUsage,
         /// Every attempt, wait and skip.
         history: History,
     },
