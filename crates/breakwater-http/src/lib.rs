@@ -12,8 +12,9 @@
 //! - [`wire`]: the Anthropic, OpenAI and Gemini wire formats, as pure functions.
 //! - [`limits`]: the default body and event size limits.
 //!
-//! Real providers speak HTTPS: enable this crate's `rustls-tls` feature for them (the
-//! default build has no TLS, which is all the loopback tests need).
+//! Real providers speak HTTPS: the default `rustls-tls` feature gives reqwest rustls
+//! with webpki roots. Without default features there is no TLS, which is all the
+//! loopback tests need.
 //!
 //! A streaming attempt, from rendered request to decoded items:
 //!
