@@ -1,13 +1,20 @@
-//! Breakwater's I/O adapter: the protocol-level half.
+//! Breakwater's I/O adapter: tokio and reqwest driving the core's request plan.
 //!
 //! This crate turns a provider-neutral [`Request`](wire::Request) into each provider's
-//! HTTP request, parses each provider's responses, error bodies and Server-Sent Events
-//! streams, and nothing more: it holds no policy (the core decides what an outcome means)
-//! and does no networking (the client that sends requests comes later).
+//! HTTP request, sends it, turns what comes back into the core's outcomes, and carries
+//! out the plan's actions (send, wait, notify, finish). It holds no policy: every
+//! retry, wait, fallback and degradation is decided by [`breakwater_core::Plan`].
 //!
+//! - [`client`]: the [`Client`], built once per process, whose `complete` drives a plan.
+//! - [`outcome`]: HTTP responses and transport errors into core [`Outcome`](breakwater_core::Outcome)s.
+//! - [`clock`]: the adapter's single clock read.
 //! - [`sse`]: an incremental Server-Sent Events parser that follows the WHATWG rules.
 //! - [`wire`]: the Anthropic, OpenAI and Gemini wire formats, as pure functions.
 //! - [`limits`]: the default body and event size limits.
+//!
+//! Real providers speak HTTPS: the default `rustls-tls` feature gives reqwest rustls
+//! with webpki roots. Without default features there is no TLS, which is all the
+//! loopback tests need.
 //!
 //! A streaming attempt, from rendered request to decoded items:
 //!
@@ -39,6 +46,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod client;
+pub mod clock;
 pub mod limits;
+pub mod outcome;
 pub mod sse;
 pub mod wire;
+
+pub use client::{ApiKey, BuildError, Client, ClientBuilder, Completion, Error, StreamEvent};
