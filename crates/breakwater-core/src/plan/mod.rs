@@ -185,7 +185,6 @@ pub struct Plan<'r> {
 }
 
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // as for `Action`: `Done` keeps the finish without a box
 enum Phase {
     /// Send an attempt at the current step, or move along the chain.
     Ready,
@@ -207,8 +206,12 @@ enum Phase {
     Degrading,
     /// Waiting for the driver's cache answer.
     AwaitCache,
-    /// Over.
-    Done(Finished),
+    /// Over. The rest of the [`Finished`] is in the plan's fields (the history stays
+    /// in `history`, so the plan holds it once and moving a phase copies little).
+    Done {
+        resolution: Resolution,
+        elapsed: Duration,
+    },
 }
 
 impl<'r> Plan<'r> {
@@ -258,16 +261,13 @@ impl<'r> Plan<'r> {
     /// The history so far (once finished, the finished request's).
     #[must_use]
     pub fn history(&self) -> &History {
-        match &self.phase {
-            Phase::Done(finished) => &finished.history,
-            _ => &self.history,
-        }
+        &self.history
     }
 
     /// Whether the plan has finished.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        matches!(self.phase, Phase::Done(_))
+        matches!(self.phase, Phase::Done { .. })
     }
 
     /// What to do next. After [`Action::Finish`], every poll returns the same finish.
@@ -281,7 +281,10 @@ impl<'r> Plan<'r> {
                 return Action::Notice(Notice::Slow);
             }
             match self.phase {
-                Phase::Done(ref finished) => return Action::Finish(finished.clone()),
+                Phase::Done {
+                    resolution,
+                    elapsed,
+                } => return Action::Finish(self.finished(resolution, elapsed)),
                 Phase::InFlight { .. } => {
                     return Action::Wait {
                         until: self.notice_at.unwrap_or(Time::MAX),
@@ -361,22 +364,22 @@ impl<'r> Plan<'r> {
 
         let delivered = outcome.tokens_delivered();
         self.phase = match class {
-            Class::Success => Phase::Done(self.finished(
+            Class::Success => self.done(
                 now,
                 Resolution::Success {
                     step: self.step,
                     fallback_used: self.fallback_used,
                 },
-            )),
+            ),
             _ if delivered > 0 && !self.options.allow_restart_after_tokens => {
-                Phase::Done(self.finished(
+                self.done(
                     now,
                     Resolution::Failed {
                         reason: FailReason::StreamBroken {
                             tokens_delivered: delivered,
                         },
                     },
-                ))
+                )
             }
             Class::NonRetriable(fatal) => {
                 match Condition::for_fatal(fatal).and_then(|c| route.conditional_step(c)) {
@@ -384,12 +387,12 @@ impl<'r> Plan<'r> {
                         self.enter_step(target);
                         Phase::Ready
                     }
-                    _ => Phase::Done(self.finished(
+                    _ => self.done(
                         now,
                         Resolution::Failed {
                             reason: FailReason::NonRetriable(fatal),
                         },
-                    )),
+                    ),
                 }
             }
             Class::Ambiguous if self.ambiguous_left == 0 => {
@@ -429,13 +432,13 @@ impl<'r> Plan<'r> {
         }
         self.phase = if hit {
             let reason = self.end_reason();
-            Phase::Done(self.finished(
+            self.done(
                 now,
                 Resolution::Degraded {
                     from: DegradedFrom::Cache,
                     reason,
                 },
-            ))
+            )
         } else {
             Phase::Degrading
         };
@@ -454,7 +457,7 @@ impl<'r> Plan<'r> {
         let own = match self.phase {
             Phase::Backoff { until } => Some(until),
             Phase::Ready | Phase::Retry { .. } | Phase::Degrading => Some(Time::ZERO),
-            Phase::InFlight { .. } | Phase::AwaitCache | Phase::Done(_) => None,
+            Phase::InFlight { .. } | Phase::AwaitCache | Phase::Done { .. } => None,
         };
         match (own, notice) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -665,9 +668,12 @@ impl<'r> Plan<'r> {
             Some(Degrade::Queue) => Resolution::Queued { reason },
             None => Resolution::Failed { reason },
         };
-        let finished = self.finished(now, resolution);
-        self.phase = Phase::Done(finished.clone());
-        Action::Finish(finished)
+        let elapsed = self.deadline.elapsed(now);
+        self.phase = Phase::Done {
+            resolution,
+            elapsed,
+        };
+        Action::Finish(self.finished(resolution, elapsed))
     }
 
     fn skip(&mut self, now: Time, skip: Skip) {
@@ -678,14 +684,23 @@ impl<'r> Plan<'r> {
         });
     }
 
-    fn finished(&mut self, now: Time, resolution: Resolution) -> Finished {
+    /// The phase of a plan that ends at `now` with `resolution`.
+    fn done(&self, now: Time, resolution: Resolution) -> Phase {
+        Phase::Done {
+            resolution,
+            elapsed: self.deadline.elapsed(now),
+        }
+    }
+
+    /// The finished request, for every poll after the end.
+    fn finished(&self, resolution: Resolution, elapsed: Duration) -> Finished {
         Finished {
             resolution,
             attempts: self.attempts,
-            elapsed: self.deadline.elapsed(now),
+            elapsed,
             cost: self.cost,
             retry_cost: self.retry_cost,
-            history: std::mem::take(&mut self.history),
+            history: self.history.clone(),
         }
     }
 }
