@@ -114,11 +114,7 @@ impl<E> EventQueue<E> {
             return Some(self.now);
         }
         let lowest = self.occupied.trailing_zeros() as usize;
-        self.buckets
-            .get(lowest)?
-            .iter()
-            .map(|&(at, _)| at)
-            .min()
+        self.buckets.get(lowest)?.iter().map(|&(at, _)| at).min()
     }
 
     /// Puts an event at `at ≥ now` where it belongs relative to `now`.

@@ -371,16 +371,14 @@ impl<'r> Plan<'r> {
                     fallback_used: self.fallback_used,
                 },
             ),
-            _ if delivered > 0 && !self.options.allow_restart_after_tokens => {
-                self.done(
-                    now,
-                    Resolution::Failed {
-                        reason: FailReason::StreamBroken {
-                            tokens_delivered: delivered,
-                        },
+            _ if delivered > 0 && !self.options.allow_restart_after_tokens => self.done(
+                now,
+                Resolution::Failed {
+                    reason: FailReason::StreamBroken {
+                        tokens_delivered: delivered,
                     },
-                )
-            }
+                },
+            ),
             Class::NonRetriable(fatal) => {
                 match Condition::for_fatal(fatal).and_then(|c| route.conditional_step(c)) {
                     Some(target) if target != self.step => {
