@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod core;
+mod sim;
 
 criterion_group!(
     benches,
@@ -11,6 +12,7 @@ criterion_group!(
     core::budget,
     core::backoff,
     core::plan,
-    core::registry
+    core::registry,
+    sim::engine
 );
 criterion_main!(benches);
