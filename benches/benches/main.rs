@@ -5,6 +5,7 @@ use criterion::{criterion_group, criterion_main};
 
 mod core;
 mod peers;
+mod sim;
 
 criterion_group!(
     benches,
@@ -15,6 +16,7 @@ criterion_group!(
     core::registry,
     peers::breakers,
     peers::backoff,
-    peers::contention
+    peers::contention,
+    sim::engine
 );
 criterion_main!(benches);

@@ -127,7 +127,12 @@ impl Metrics {
             let Some(key) = route.key(entry.step) else {
                 continue;
             };
-            let stats = self.keys.entry(key.clone()).or_insert_with(KeyStats::new);
+            // Look up before inserting: `entry` would clone the key (two `Arc`
+            // increments and decrements) for every history entry.
+            let stats = match self.keys.get_mut(key) {
+                Some(stats) => stats,
+                None => self.keys.entry(key.clone()).or_insert_with(KeyStats::new),
+            };
             match entry.event {
                 EntryEvent::Attempt {
                     class,

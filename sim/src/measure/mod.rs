@@ -106,6 +106,9 @@ pub struct Collector {
     peak: PeakWindow,
     latency_us: Histogram<u64>,
     totals: Totals,
+    /// `config.bucket` and `config.herd_bucket` in nanoseconds.
+    bucket_ns: u64,
+    herd_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -117,9 +120,13 @@ struct Totals {
     retry_cost: u64,
 }
 
-fn index(t: Time, width: Duration) -> usize {
-    let w = u64::try_from(width.as_nanos()).unwrap_or(u64::MAX).max(1);
-    usize::try_from(t.as_nanos() / w).unwrap_or(usize::MAX)
+/// A bucket width in whole nanoseconds (at least 1), computed once per collector.
+fn width_ns(width: Duration) -> u64 {
+    u64::try_from(width.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+fn index(t: Time, width_ns: u64) -> usize {
+    usize::try_from(t.as_nanos() / width_ns).unwrap_or(usize::MAX)
 }
 
 fn slot<T: Default + Clone>(v: &mut Vec<T>, i: usize) -> Option<&mut T> {
@@ -137,8 +144,9 @@ impl Collector {
     /// An empty collector.
     #[must_use]
     pub fn new(config: MeasureConfig) -> Collector {
-        let n = index(config.end, config.bucket).max(1);
-        let herd = index(config.end, config.herd_bucket).max(1);
+        let (bucket_ns, herd_ns) = (width_ns(config.bucket), width_ns(config.herd_bucket));
+        let n = index(config.end, bucket_ns).max(1);
+        let herd = index(config.end, herd_ns).max(1);
         Collector {
             buckets: vec![Bucket::default(); n],
             offered: vec![vec![0; n]; config.providers.len()],
@@ -149,6 +157,8 @@ impl Collector {
             #[allow(clippy::expect_used)]
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
             totals: Totals::default(),
+            bucket_ns,
+            herd_ns,
             config,
         }
     }
@@ -157,7 +167,7 @@ impl Collector {
     /// not the request's first. Times should be non-decreasing (event order).
     pub fn on_attempt(&mut self, at: Time, provider: usize, retry: bool) {
         self.totals.attempts += 1;
-        let i = index(at, self.config.bucket);
+        let i = index(at, self.bucket_ns);
         if let Some(b) = slot(&mut self.buckets, i) {
             b.attempts += 1;
             b.retries += u64::from(retry);
@@ -167,7 +177,7 @@ impl Collector {
                 *c += 1;
             }
         }
-        if let Some(c) = slot(&mut self.herd, index(at, self.config.herd_bucket)) {
+        if let Some(c) = slot(&mut self.herd, index(at, self.herd_ns)) {
             *c += 1;
         }
         self.peak.push(at);
@@ -182,7 +192,7 @@ impl Collector {
         t.retry_cost = t.retry_cost.saturating_add(r.retry_cost_nanodollars);
         let us = u64::try_from((r.end - r.start).as_micros()).unwrap_or(u64::MAX);
         self.latency_us.saturating_record(us.max(1));
-        if let Some(b) = slot(&mut self.buckets, index(r.start, self.config.bucket)) {
+        if let Some(b) = slot(&mut self.buckets, index(r.start, self.bucket_ns)) {
             b.requests += 1;
             b.successes += u64::from(r.resolution == Resolution::Success);
         }

@@ -143,12 +143,9 @@ pub(super) fn build(
         .collect();
     let (storm_from, storm_to) = c.config.storm.unwrap_or((Time::ZERO, c.config.end));
     let herd = {
-        let lo = index(storm_from, c.config.herd_bucket).min(c.herd.len());
+        let lo = index(storm_from, c.herd_ns).min(c.herd.len());
         let to_ns = storm_to.as_nanos();
-        let hb = u64::try_from(c.config.herd_bucket.as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let hi = usize::try_from(to_ns.div_ceil(hb))
+        let hi = usize::try_from(to_ns.div_ceil(c.herd_ns))
             .unwrap_or(usize::MAX)
             .clamp(lo, c.herd.len());
         herd_index(&c.herd[lo..hi])

@@ -206,8 +206,12 @@ enum Phase {
     Degrading,
     /// Waiting for the driver's cache answer.
     AwaitCache,
-    /// Over: how, and when (the history stays in the plan).
-    Done { resolution: Resolution, at: Time },
+    /// Over. The rest of the [`Finished`] is in the plan's fields (the history stays
+    /// in `history`, so the plan holds it once and moving a phase copies little).
+    Done {
+        resolution: Resolution,
+        elapsed: Duration,
+    },
 }
 
 impl<'r> Plan<'r> {
@@ -277,9 +281,10 @@ impl<'r> Plan<'r> {
                 return Action::Notice(Notice::Slow);
             }
             match self.phase {
-                Phase::Done { resolution, at } => {
-                    return Action::Finish(self.finished(at, resolution));
-                }
+                Phase::Done {
+                    resolution,
+                    elapsed,
+                } => return Action::Finish(self.finished(resolution, elapsed)),
                 Phase::InFlight { .. } => {
                     return Action::Wait {
                         until: self.notice_at.unwrap_or(Time::MAX),
@@ -359,33 +364,33 @@ impl<'r> Plan<'r> {
 
         let delivered = outcome.tokens_delivered();
         self.phase = match class {
-            Class::Success => Phase::Done {
-                resolution: Resolution::Success {
+            Class::Success => self.done(
+                now,
+                Resolution::Success {
                     step: self.step,
                     fallback_used: self.fallback_used,
                 },
-                at: now,
-            },
-            _ if delivered > 0 && !self.options.allow_restart_after_tokens => Phase::Done {
-                resolution: Resolution::Failed {
+            ),
+            _ if delivered > 0 && !self.options.allow_restart_after_tokens => self.done(
+                now,
+                Resolution::Failed {
                     reason: FailReason::StreamBroken {
                         tokens_delivered: delivered,
                     },
                 },
-                at: now,
-            },
+            ),
             Class::NonRetriable(fatal) => {
                 match Condition::for_fatal(fatal).and_then(|c| route.conditional_step(c)) {
                     Some(target) if target != self.step => {
                         self.enter_step(target);
                         Phase::Ready
                     }
-                    _ => Phase::Done {
-                        resolution: Resolution::Failed {
+                    _ => self.done(
+                        now,
+                        Resolution::Failed {
                             reason: FailReason::NonRetriable(fatal),
                         },
-                        at: now,
-                    },
+                    ),
                 }
             }
             Class::Ambiguous if self.ambiguous_left == 0 => {
@@ -425,13 +430,13 @@ impl<'r> Plan<'r> {
         }
         self.phase = if hit {
             let reason = self.end_reason();
-            Phase::Done {
-                resolution: Resolution::Degraded {
+            self.done(
+                now,
+                Resolution::Degraded {
                     from: DegradedFrom::Cache,
                     reason,
                 },
-                at: now,
-            }
+            )
         } else {
             Phase::Degrading
         };
@@ -661,11 +666,12 @@ impl<'r> Plan<'r> {
             Some(Degrade::Queue) => Resolution::Queued { reason },
             None => Resolution::Failed { reason },
         };
+        let elapsed = self.deadline.elapsed(now);
         self.phase = Phase::Done {
             resolution,
-            at: now,
+            elapsed,
         };
-        Action::Finish(self.finished(now, resolution))
+        Action::Finish(self.finished(resolution, elapsed))
     }
 
     fn skip(&mut self, now: Time, skip: Skip) {
@@ -676,12 +682,20 @@ impl<'r> Plan<'r> {
         });
     }
 
-    /// The finish of a request that ended at `at` with `resolution`.
-    fn finished(&self, at: Time, resolution: Resolution) -> Finished {
+    /// The phase of a plan that ends at `now` with `resolution`.
+    fn done(&self, now: Time, resolution: Resolution) -> Phase {
+        Phase::Done {
+            resolution,
+            elapsed: self.deadline.elapsed(now),
+        }
+    }
+
+    /// The finished request, for every poll after the end.
+    fn finished(&self, resolution: Resolution, elapsed: Duration) -> Finished {
         Finished {
             resolution,
             attempts: self.attempts,
-            elapsed: self.deadline.elapsed(at),
+            elapsed,
             cost: self.cost,
             retry_cost: self.retry_cost,
             history: self.history.clone(),
