@@ -314,6 +314,8 @@ async fn headers_that_never_come_time_the_attempt_out() {
     let notices = Arc::new(AtomicU32::new(0));
     let seen = Arc::clone(&notices);
     let started = Instant::now();
+    let noticed_at = Arc::new(std::sync::Mutex::new(None));
+    let noticed = Arc::clone(&noticed_at);
     let done = client
         .complete_with(
             "chat",
@@ -324,6 +326,7 @@ async fn headers_that_never_come_time_the_attempt_out() {
             move |notice| {
                 assert_eq!(notice, Notice::Slow);
                 seen.fetch_add(1, Ordering::Relaxed);
+                *noticed.lock().unwrap() = Some(started.elapsed());
             },
         )
         .await
@@ -338,8 +341,14 @@ async fn headers_that_never_come_time_the_attempt_out() {
         classes(&done.history),
         [(0, ClassKind::Retriable), (1, ClassKind::Success)]
     );
-    // The slow notice (200 ms) fired once, during the hung attempt or after it.
+    // The slow notice (200 ms) fired once, at its threshold, while the first attempt
+    // still hung (it times out at 300 ms).
     assert_eq!(notices.load(Ordering::Relaxed), 1);
+    let at = noticed_at.lock().unwrap().expect("a notice arrived");
+    assert!(
+        at >= Duration::from_millis(200) && at < Duration::from_millis(300),
+        "{at:?}"
+    );
     primary.shutdown().await;
     secondary.shutdown().await;
 }

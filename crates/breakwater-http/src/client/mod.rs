@@ -262,7 +262,23 @@ impl Client {
                     Action::Attempt(attempt) => {
                         let target = &bound.steps[attempt.step];
                         let key = attempt.key.clone();
-                        let (exchange, attempt_span) = self.send(target, &attempt, request).await;
+                        // While the attempt is out, the plan's only timer is the slow
+                        // notice: race the send against it so the caller hears at the
+                        // threshold, not when the attempt ends.
+                        let send = self.send(target, &attempt, request);
+                        tokio::pin!(send);
+                        let (exchange, attempt_span) = loop {
+                            let Some(at) = plan.poll_timeout() else { break send.await };
+                            tokio::select! {
+                                done = &mut send => break done,
+                                () = tokio::time::sleep_until(clock::instant(at)) => {
+                                    if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng) {
+                                        tracing::info!(notice = ?notice, "notice");
+                                        on_notice(notice);
+                                    }
+                                }
+                            }
+                        };
                         let ended = clock::read().now;
                         let id = attempt.id;
                         let number = attempt.attempt;
