@@ -139,3 +139,57 @@ async fn overloaded_after_the_first_token_breaks_the_stream() {
     assert_eq!(error.to_string(), "stream broken after 2 tokens");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_slow_notice_reaches_the_stream_while_an_attempt_is_in_flight() {
+    // The provider sends its first token, then nothing more (no length: the body runs
+    // until the connection closes, which it never does).
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+    let delta = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Once\"}}\n\n";
+    let server = FakeServer::start(vec![Reply::RawThenHang(
+        format!("{head}{START}{delta}").into_bytes(),
+    )])
+    .await;
+    let route = RouteConfig::from_toml(
+        r#"
+        name = "chat"
+        [plan]
+        slow_notice_ms = 200
+        [[step]]
+        provider = "a"
+        model = "m-a"
+        attempts = 1
+        timeout_ms = 600
+        "#,
+    )
+    .expect("route");
+    let client = Client::builder()
+        .provider("a", Provider::Anthropic, server.url(), "sk-test-SECRET")
+        .route(route)
+        .seed(3)
+        .http_client(
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("reqwest"),
+        )
+        .build()
+        .expect("client");
+    let events = collect(&client).await;
+    // The notice arrives at its threshold, while the attempt is still streaming: after
+    // the first token and before the attempt times out and the stream breaks.
+    let delta_at = events
+        .iter()
+        .position(|e| matches!(e, Ok(StreamEvent::Delta(_))))
+        .expect("the first token");
+    let notice_at = events
+        .iter()
+        .position(|e| matches!(e, Ok(StreamEvent::Notice(_))))
+        .expect("a notice during the attempt");
+    assert!(delta_at < notice_at, "{events:?}");
+    assert!(
+        matches!(events.last(), Some(Err(Error::StreamBroken { .. }))),
+        "{events:?}"
+    );
+    server.shutdown().await;
+}

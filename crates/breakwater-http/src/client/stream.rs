@@ -141,10 +141,25 @@ impl Client {
                         partial.clear();
                     }
                     let target = &bound.steps[attempt.step];
-                    let Some(streamed) = self
-                        .send_stream(target, &attempt, request, tx, &mut partial)
-                        .await
-                    else {
+                    // Race the attempt against the slow notice, as `complete` does.
+                    let send = self.send_stream(target, &attempt, request, tx, &mut partial);
+                    tokio::pin!(send);
+                    let streamed = loop {
+                        let Some(at) = plan.poll_timeout() else {
+                            break send.await;
+                        };
+                        tokio::select! {
+                            streamed = &mut send => break streamed,
+                            () = tokio::time::sleep_until(clock::instant(at)) => {
+                                if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng)
+                                    && tx.send(Ok(StreamEvent::Notice(notice))).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let Some(streamed) = streamed else {
                         return; // the caller dropped the stream
                     };
                     let usage = outcome::usage(streamed.usage);
