@@ -30,7 +30,8 @@ fn fixture(path: &str) -> String {
 }
 
 fn client(url: &str) -> Client {
-    let route = RouteConfig::from_toml(
+    client_with(
+        url,
         r#"
         name = "chat"
         [backoff]
@@ -43,7 +44,11 @@ fn client(url: &str) -> Client {
         timeout_ms = 5000
         "#,
     )
-    .expect("route");
+}
+
+/// A client of one Anthropic provider at `url` with the route written in `route`.
+fn client_with(url: &str, route: &str) -> Client {
+    let route = RouteConfig::from_toml(route).expect("route");
     Client::builder()
         .provider("a", Provider::Anthropic, url, "sk-test-SECRET")
         .route(route)
@@ -150,7 +155,8 @@ async fn the_slow_notice_reaches_the_stream_while_an_attempt_is_in_flight() {
         format!("{head}{START}{delta}").into_bytes(),
     )])
     .await;
-    let route = RouteConfig::from_toml(
+    let client = client_with(
+        &server.url(),
         r#"
         name = "chat"
         [plan]
@@ -161,20 +167,7 @@ async fn the_slow_notice_reaches_the_stream_while_an_attempt_is_in_flight() {
         attempts = 1
         timeout_ms = 600
         "#,
-    )
-    .expect("route");
-    let client = Client::builder()
-        .provider("a", Provider::Anthropic, server.url(), "sk-test-SECRET")
-        .route(route)
-        .seed(3)
-        .http_client(
-            reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("reqwest"),
-        )
-        .build()
-        .expect("client");
+    );
     let events = collect(&client).await;
     // The notice arrives at its threshold, while the attempt is still streaming: after
     // the first token and before the attempt times out and the stream breaks.
