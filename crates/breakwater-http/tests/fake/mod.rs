@@ -19,6 +19,16 @@ pub(crate) enum Reply {
     RawThenHang(Vec<u8>),
     /// Reads the request and never answers.
     Hang,
+    /// Writes these bytes, then resets the connection (RST, not FIN).
+    RawThenReset(Vec<u8>),
+    /// Writes each piece in its own TCP write, a few milliseconds apart, then closes.
+    Pieces(Vec<Vec<u8>>),
+    /// Writes these bytes, then one byte of body every 50 ms, forever.
+    RawThenTrickle(Vec<u8>),
+    /// Writes these bytes, then `len` bytes of filler as fast as the peer reads them.
+    RawThenFill(Vec<u8>, usize),
+    /// Closes the connection at once, before reading anything.
+    CloseAtOnce,
 }
 
 /// A request as the server received it.
@@ -104,6 +114,9 @@ impl FakeServer {
 }
 
 async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Received>>>) {
+    if matches!(reply, Reply::CloseAtOnce) {
+        return;
+    }
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
@@ -119,6 +132,44 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Received>
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         Reply::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+        Reply::RawThenReset(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.flush().await;
+            // A zero linger turns the close into a reset.
+            let _ = stream.set_zero_linger();
+        }
+        Reply::Pieces(pieces) => {
+            for piece in pieces {
+                if stream.write_all(&piece).await.is_err() || stream.flush().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = stream.shutdown().await;
+        }
+        Reply::RawThenTrickle(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            loop {
+                if stream.write_all(b" ").await.is_err() || stream.flush().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Reply::RawThenFill(bytes, len) => {
+            let _ = stream.write_all(&bytes).await;
+            let filler = vec![b'x'; 64 * 1024];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(filler.len());
+                if stream.write_all(&filler[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+            let _ = stream.shutdown().await;
+        }
+        Reply::CloseAtOnce => {}
     }
 }
 
