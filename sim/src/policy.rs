@@ -113,6 +113,7 @@ impl PolicySetup {
             backoff: None,
             prompt_variant: None,
             when: None,
+            validator: None,
         };
         let no_state = RegistryConfig {
             breaker: None,
@@ -137,6 +138,7 @@ impl PolicySetup {
             plan: PlanConfig::default(),
             taxonomy: Default::default(),
             degrade: no_degradation.clone(),
+            validator: None,
         };
         let (route, registry, client) = match preset {
             Preset::Naive => (

@@ -140,6 +140,7 @@ fn retry_loop(
                 backoff: None,
                 prompt_variant: None,
                 when: None,
+                validator: None,
             }],
             backoff,
             plan: PlanConfig {
@@ -148,6 +149,7 @@ fn retry_loop(
             },
             // A lost conditional write (409) is worth retrying here.
             taxonomy: Taxonomy::default().with_status(409, StatusClass::Retriable),
+            validator: None,
             degrade: Degradation {
                 interactive: Vec::new(),
                 deferrable: Vec::new(),

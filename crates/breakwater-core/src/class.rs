@@ -31,6 +31,10 @@ pub enum Class {
     Ambiguous,
     /// Retrying cannot help; surface at once (or take a designated fallback).
     NonRetriable(Fatal),
+    /// A well-formed answer whose output failed the route's validator (not JSON, not
+    /// matching the schema, …). It was billed; by default the plan tries the same step
+    /// once more and then moves on, and breakers do not count it as a fault.
+    InvalidOutput,
 }
 
 impl Class {
@@ -44,6 +48,7 @@ impl Class {
             Class::Overloaded { .. } => ClassKind::Overloaded,
             Class::Ambiguous => ClassKind::Ambiguous,
             Class::NonRetriable(_) => ClassKind::NonRetriable,
+            Class::InvalidOutput => ClassKind::InvalidOutput,
         }
     }
 
@@ -56,6 +61,7 @@ impl Class {
                 | Class::RateLimited { .. }
                 | Class::Overloaded { .. }
                 | Class::Ambiguous
+                | Class::InvalidOutput
         )
     }
 
@@ -143,17 +149,20 @@ pub enum ClassKind {
     Ambiguous,
     /// See [`Class::NonRetriable`].
     NonRetriable,
+    /// See [`Class::InvalidOutput`].
+    InvalidOutput,
 }
 
 impl ClassKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ClassKind; 6] = [
+    pub const ALL: [ClassKind; 7] = [
         ClassKind::Success,
         ClassKind::Retriable,
         ClassKind::RateLimited,
         ClassKind::Overloaded,
         ClassKind::Ambiguous,
         ClassKind::NonRetriable,
+        ClassKind::InvalidOutput,
     ];
 
     /// A stable snake_case name.
@@ -166,6 +175,7 @@ impl ClassKind {
             ClassKind::Overloaded => "overloaded",
             ClassKind::Ambiguous => "ambiguous",
             ClassKind::NonRetriable => "non_retriable",
+            ClassKind::InvalidOutput => "invalid_output",
         }
     }
 

@@ -74,6 +74,9 @@ pub enum Outcome {
     Reset,
     /// A 2xx whose body could not be parsed.
     MalformedBody,
+    /// A 2xx that parsed, whose output the route's validator rejected (e.g. text that
+    /// should be JSON and is not). Billed like a success.
+    InvalidOutput,
     /// A stream that ended abnormally; `error` is the in-stream error event's code if any
     /// (e.g. Anthropic's `overloaded_error` event inside a 200 stream);
     /// `tokens_delivered` counts output tokens that already reached the caller (0 = before the first token).
@@ -380,6 +383,7 @@ mod tests {
             Outcome::ConnectFailed,
             Outcome::Reset,
             Outcome::MalformedBody,
+            Outcome::InvalidOutput,
             Outcome::TimedOut {
                 phase: TimeoutPhase::AfterHeaders,
             },

@@ -86,6 +86,10 @@ pub struct RouteConfig {
     /// What each task kind gets when the chain is exhausted.
     #[serde(default)]
     pub degrade: Degradation,
+    /// The output validator of steps that do not name their own: a name the driver
+    /// resolves (the HTTP adapter knows `json` and the validators registered with it).
+    #[serde(default)]
+    pub validator: Option<String>,
 }
 
 /// One step of a route: a model at a provider and how hard to try it.
@@ -111,6 +115,9 @@ pub struct StepConfig {
     /// Makes the step conditional: only this error leads to it.
     #[serde(default)]
     pub when: Option<Condition>,
+    /// This step's output validator, instead of the route's.
+    #[serde(default)]
+    pub validator: Option<String>,
 }
 
 fn default_attempts() -> u32 {
@@ -158,6 +165,10 @@ pub struct PlanConfig {
     /// Retries allowed after ambiguous outcomes (408, broken streams), per request
     /// (default 1).
     pub ambiguous_retries: u32,
+    /// Retries at the same step after an output failed validation, per step (default
+    /// 1); then the plan moves to the next step, whose prompt variant may do better.
+    /// They count towards the step's attempts.
+    pub invalid_output_retries: u32,
 }
 
 impl Default for PlanConfig {
@@ -166,6 +177,7 @@ impl Default for PlanConfig {
             slow_notice: Duration::from_secs(10),
             min_attempt: Duration::from_secs(1),
             ambiguous_retries: 1,
+            invalid_output_retries: 1,
         }
     }
 }
@@ -316,6 +328,7 @@ pub(crate) struct Step {
     pub(crate) backoff: Backoff,
     pub(crate) prompt_variant: Option<String>,
     pub(crate) when: Option<Condition>,
+    pub(crate) validator: Option<String>,
 }
 
 impl Route {
@@ -347,6 +360,7 @@ impl Route {
                     backoff: s.backoff.unwrap_or(config.backoff),
                     prompt_variant: s.prompt_variant.clone(),
                     when: s.when,
+                    validator: s.validator.clone().or_else(|| config.validator.clone()),
                     key,
                 }
             })

@@ -16,6 +16,7 @@
 //! | every other status below 500 (other 4xx, and 1xx–3xx or 0–99, which no [`Outcome::Status`] should carry) | `NonRetriable(`[`Fatal::Other`]`)` |
 //! | [`Outcome::ConnectFailed`], [`Outcome::Reset`], [`Outcome::TimedOut`] (either phase) | [`Class::Retriable`] |
 //! | [`Outcome::MalformedBody`] | [`Class::Retriable`] |
+//! | [`Outcome::InvalidOutput`] | [`Class::InvalidOutput`] |
 //! | [`Outcome::StreamBroken`] without an error code | [`Class::Ambiguous`] |
 //!
 //! Statuses outside 100..=599 follow the same rule as the rows above: Retriable if
@@ -157,6 +158,7 @@ impl Taxonomy {
             | Outcome::TimedOut { .. }
             | Outcome::Reset
             | Outcome::MalformedBody => Class::Retriable,
+            Outcome::InvalidOutput => Class::InvalidOutput,
             Outcome::StreamBroken { error, .. } => classify_stream(error),
         }
     }

@@ -89,6 +89,7 @@ pub fn outcome() -> impl Strategy<Value = Outcome> {
         1 => Just(Outcome::ConnectFailed),
         1 => Just(Outcome::Reset),
         1 => Just(Outcome::MalformedBody),
+        1 => Just(Outcome::InvalidOutput),
         1 => prop_oneof![Just(TimeoutPhase::BeforeHeaders), Just(TimeoutPhase::AfterHeaders)]
             .prop_map(|phase| Outcome::TimedOut { phase }),
         1 => (code, 0u32..4).prop_map(|(error, tokens_delivered)| Outcome::StreamBroken { error, tokens_delivered }),
@@ -198,6 +199,7 @@ pub fn route_config() -> impl Strategy<Value = RouteConfig> {
                 backoff,
                 prompt_variant: None,
                 when: None,
+                validator: None,
             }
         });
     (prop::collection::vec(step, 1..4), backoff(), any::<bool>()).prop_map(
@@ -214,6 +216,7 @@ pub fn route_config() -> impl Strategy<Value = RouteConfig> {
                 plan: Default::default(),
                 taxonomy: Default::default(),
                 degrade: Default::default(),
+                validator: None,
             }
         },
     )

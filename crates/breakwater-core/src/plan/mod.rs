@@ -54,6 +54,8 @@
 //!   than the time left means "next step now".
 //! - A provider's Retry-After is honoured: the key's breaker cools down until then.
 //! - Non-retriable errors end the request, except those with a conditional step.
+//! - An output that fails the step's validator is billed and recorded; the step is
+//!   tried again at once up to `invalid_output_retries` times, then the next step.
 //! - Ambiguous outcomes are retried at most `ambiguous_retries` times, and a stream
 //!   that already delivered tokens is never retried unless the caller allows it.
 //! - The slow notice fires once, when the elapsed time passes its threshold.
@@ -118,6 +120,9 @@ pub struct Attempt<'r> {
     pub key: &'r Key,
     /// The prompt variant to render, if the step names one.
     pub prompt_variant: Option<&'r str>,
+    /// The validator the output must pass, if the step (or route) names one; an output
+    /// that fails it is reported as [`Outcome::InvalidOutput`].
+    pub validator: Option<&'r str>,
     /// Give up on the attempt after this long: `min(step timeout, deadline left)`.
     pub timeout: Duration,
     /// 1-based, over the whole request.
@@ -173,6 +178,8 @@ pub struct Plan<'r> {
     withdrawal: Option<Withdrawal>,
     attempts: u32,
     ambiguous_left: u32,
+    /// Retries left at the current step after invalid outputs.
+    invalid_left: u32,
     notice_at: Option<Time>,
     fallback_used: bool,
     last_class: Option<ClassKind>,
@@ -235,6 +242,7 @@ impl<'r> Plan<'r> {
             withdrawal: None,
             attempts: 0,
             ambiguous_left: route.plan.ambiguous_retries,
+            invalid_left: route.plan.invalid_output_retries,
             notice_at: (!slow.is_zero()).then(|| deadline.start().saturating_add(slow)),
             fallback_used: false,
             last_class: None,
@@ -412,6 +420,23 @@ impl<'r> Plan<'r> {
                     reason: RetryReason::Error,
                 }
             }
+            // The provider answered, only not in the shape asked for: retrying at
+            // once is as good as waiting, and past the allowance the next step's
+            // model (and prompt variant) may do better.
+            Class::InvalidOutput if self.invalid_left > 0 => {
+                self.invalid_left -= 1;
+                Phase::Retry {
+                    hint: Some(Duration::ZERO),
+                    reason: RetryReason::Error,
+                }
+            }
+            Class::InvalidOutput => {
+                if self.advance() {
+                    Phase::Ready
+                } else {
+                    Phase::Degrading
+                }
+            }
             Class::Retriable => Phase::Retry {
                 hint: None,
                 reason: if matches!(outcome, Outcome::TimedOut { .. }) {
@@ -543,6 +568,7 @@ impl<'r> Plan<'r> {
                 step: self.step,
                 key: &step.key,
                 prompt_variant: step.prompt_variant.as_deref(),
+                validator: step.validator.as_deref(),
                 timeout,
                 attempt: self.attempts,
                 fallback,
@@ -629,6 +655,7 @@ impl<'r> Plan<'r> {
     fn enter_step(&mut self, step: usize) {
         self.step = step;
         self.tries = 0;
+        self.invalid_left = self.route.plan.invalid_output_retries;
         self.last_delay = None;
         self.withdrawal = None;
     }

@@ -511,6 +511,108 @@ fn a_stream_broken_after_tokens_is_not_restarted_unless_allowed() {
 }
 
 #[test]
+fn invalid_output_is_retried_once_at_once_then_falls_back() {
+    let route = TWO_STEPS.replace(
+        "    name = \"chat\"\n",
+        "    name = \"chat\"\n    validator = \"json\"\n",
+    );
+    let (registry, route) = setup(&route, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let mut validators = Vec::new();
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, attempt| {
+        validators.push(attempt.validator.map(str::to_owned));
+        if n < 2 {
+            (ms(500), Outcome::InvalidOutput, Usage::new(1000, 200))
+        } else {
+            (ms(500), Outcome::Success, Usage::new(1000, 200))
+        }
+    });
+    // Two invalid outputs at the first step (the second at once, no wait), then the
+    // fallback, which answers.
+    assert_eq!(attempts(&seen), [0, 0, 1]);
+    assert!(
+        !seen.iter().any(|s| matches!(s, Seen::Wait { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(validators, vec![Some("json".to_owned()); 3]);
+    assert_eq!(
+        finished.resolution,
+        Resolution::Success {
+            step: 1,
+            fallback_used: true
+        }
+    );
+    let classes: Vec<Class> = finished.history.attempts().map(|(_, _, c)| c).collect();
+    assert_eq!(
+        classes,
+        [Class::InvalidOutput, Class::InvalidOutput, Class::Success]
+    );
+    // Billed like any answer.
+    let sonnet = Price::per_million(3.0, 15.0).cost(Usage::new(1000, 200));
+    let mini = Price::per_million(0.15, 0.6).cost(Usage::new(1000, 200));
+    assert_eq!(
+        finished.cost,
+        Cost::from_nanodollars(2 * sonnet.nanodollars() + mini.nanodollars())
+    );
+    // Not a fault: the first step's breaker is as closed as before.
+    let key = Key::new("anthropic", "claude-sonnet-4-5");
+    let breaker = registry.breaker(&key).unwrap();
+    assert_eq!(
+        breaker.state(Time::from_secs(2)),
+        crate::breaker::State::Closed
+    );
+}
+
+#[test]
+fn invalid_output_retries_are_per_step_and_count_towards_its_attempts() {
+    let route = r#"
+        name = "chat"
+        validator = "json"
+        [plan]
+        invalid_output_retries = 3
+        [[step]]
+        provider = "anthropic"
+        model = "claude-sonnet-4-5"
+        attempts = 2
+        validator = "ticket"
+        [[step]]
+        provider = "openai"
+        model = "gpt-4o-mini"
+        attempts = 3
+    "#;
+    let (_registry, route) = setup(route, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let mut validators = Vec::new();
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, attempt| {
+        validators.push((attempt.step, attempt.validator.map(str::to_owned)));
+        (ms(200), Outcome::InvalidOutput, Usage::new(100, 10))
+    });
+    // The first step's two attempts cap its three allowed retries; the second step
+    // gets all three of its attempts, its validator the route's.
+    assert_eq!(attempts(&seen), [0, 0, 1, 1, 1]);
+    assert_eq!(validators[0], (0, Some("ticket".to_owned())));
+    assert_eq!(validators[2], (1, Some("json".to_owned())));
+    assert_eq!(
+        finished.resolution,
+        Resolution::Failed {
+            reason: FailReason::Exhausted {
+                last: Some(ClassKind::InvalidOutput)
+            }
+        }
+    );
+}
+
+#[test]
 fn ambiguous_outcomes_get_one_retry() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
     let mut plan = Plan::new(
