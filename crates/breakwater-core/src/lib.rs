@@ -52,6 +52,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod alert;
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
