@@ -25,8 +25,9 @@
 //! nothing recorded). A call's deadline is the [`CallDeadline`] in the request's
 //! extensions (`RequestBuilder::with_extension`), or the configured one.
 //!
-//! The URL is never logged (a query string may carry a key): the `breakwater.call`
-//! span names the key and the method.
+//! The URL is never logged, and the reqwest errors the middleware returns come without
+//! it (`reqwest::Error::without_url`): a query string may carry a key. The
+//! `breakwater.call` span names the key and the method.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -317,7 +318,10 @@ impl Shared {
                 let result = match sent {
                     Err(_elapsed) => None,
                     Ok(Ok(response)) => Some(Ok(response)),
-                    Ok(Err(reqwest_middleware::Error::Reqwest(error))) => Some(Err(error)),
+                    // Without its URL: a query string may carry a key.
+                    Ok(Err(reqwest_middleware::Error::Reqwest(error))) => {
+                        Some(Err(error.without_url()))
+                    }
                     Ok(Err(other @ reqwest_middleware::Error::Middleware(_))) => return Err(other),
                 };
                 let outcome = match &result {
