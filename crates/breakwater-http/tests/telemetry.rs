@@ -21,7 +21,7 @@ use breakwater_core::{
 use breakwater_http::Client;
 use breakwater_http::middleware::BreakwaterMiddleware;
 use breakwater_http::telemetry;
-use breakwater_http::tower::BreakwaterLayer;
+use breakwater_http::tower::{BreakwaterError, BreakwaterLayer};
 use breakwater_http::wire::{Provider, Request};
 use fake::{FakeServer, Reply, json, response};
 use futures_util::StreamExt;
@@ -550,8 +550,12 @@ fn the_api_key_shows_nowhere_in_the_layer_or_the_middleware() {
             inner.to_string(),
             format!("{inner:#?}"),
         ]);
-        if let Some(source) = std::error::Error::source(inner) {
-            shown.push(format!("{source} {source:?}"));
+        match inner {
+            BreakwaterError::Exhausted {
+                error: Some(source),
+                ..
+            } => shown.push(format!("{source} {source:?}")),
+            other => panic!("expected exhaustion with the reqwest error, got {other:?}"),
         }
         let layer = BreakwaterLayer::builder(Key::new("svc", "v1"), registry)
             .build()

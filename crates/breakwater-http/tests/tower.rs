@@ -440,11 +440,14 @@ async fn exhaustion_carries_the_last_error_and_the_history() {
     assert!(source.is_connect());
     let classes: Vec<ClassKind> = history.attempts().map(|(_, _, c)| c.kind()).collect();
     assert_eq!(classes, [ClassKind::Retriable, ClassKind::Retriable]);
-    assert_eq!(
-        error.to_string(),
-        "nowhere/v1: no success after 2 attempts (last: connection reset)"
+    let text = error.to_string();
+    assert!(
+        text.starts_with("nowhere/v1: no success after 2 attempts (last: connection reset: "),
+        "{text}"
     );
-    assert!(std::error::Error::source(&error).is_some());
+    // A tower `BoxError` takes it, as a service stack's errors must.
+    let boxed: tower::BoxError = error.into();
+    assert!(boxed.to_string().starts_with("nowhere/v1"));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -477,4 +480,38 @@ fn settings_that_cannot_work_are_refused() {
         ]
     );
     assert!(matches!(errors[2], ConfigError::ZeroDeadline));
+}
+
+/// A service that is never ready: its channel closed.
+#[derive(Clone, Debug)]
+struct Closed;
+
+impl Service<u32> for Closed {
+    type Response = u32;
+    type Error = tower::BoxError;
+    type Future = std::future::Ready<Result<u32, tower::BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), tower::BoxError>> {
+        std::task::Poll::Ready(Err("channel closed".into()))
+    }
+
+    fn call(&mut self, _request: u32) -> Self::Future {
+        panic!("called without being ready")
+    }
+}
+
+#[tokio::test]
+async fn readiness_is_the_inner_services() {
+    let layer = BreakwaterLayer::builder(Key::new("closed", "v1"), registry(None))
+        .classify(|_: &Result<u32, tower::BoxError>| Outcome::Success)
+        .build()
+        .unwrap();
+    let mut service = layer.layer(Closed);
+    let error = service.ready().await.unwrap_err();
+    assert!(matches!(&error, BreakwaterError::Inner(e) if e.to_string() == "channel closed"));
+    let boxed: tower::BoxError = error.into();
+    assert_eq!(boxed.to_string(), "channel closed");
 }

@@ -99,49 +99,47 @@ impl<E> BreakwaterError<E> {
 
 impl<E: fmt::Display> fmt::Display for BreakwaterError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BreakwaterError::Rejected { key, reason, .. } => write!(
-                f,
-                "{key}: circuit breaker {}; no attempt sent",
-                reject_name(*reason)
-            ),
+        let (what, key, last, error, attempts) = match self {
+            BreakwaterError::Rejected { key, reason, .. } => {
+                return write!(
+                    f,
+                    "{key}: circuit breaker {}; no attempt sent",
+                    reject_name(*reason)
+                );
+            }
+            BreakwaterError::Inner(error) => return error.fmt(f),
             BreakwaterError::Exhausted {
                 key,
                 last,
+                error,
                 attempts,
                 ..
-            } => {
-                write!(f, "{key}: no success after {attempts} attempts")?;
-                if let Some(last) = last {
-                    write!(f, " (last: {})", describe(last))?;
-                }
-                Ok(())
+            } => ("no success", key, last, error, attempts),
+            BreakwaterError::DeadlineExceeded {
+                key,
+                last,
+                error,
+                attempts,
+                ..
+            } => ("deadline exceeded", key, last, error, attempts),
+        };
+        write!(f, "{key}: {what} after {attempts} attempts")?;
+        if let Some(last) = last {
+            write!(f, " (last: {}", describe(last))?;
+            if let Some(error) = error {
+                write!(f, ": {error}")?;
             }
-            BreakwaterError::DeadlineExceeded { key, attempts, .. } => {
-                write!(f, "{key}: deadline exceeded after {attempts} attempts")
-            }
-            BreakwaterError::Inner(error) => error.fmt(f),
+            f.write_str(")")?;
         }
+        Ok(())
     }
 }
 
-impl<E> std::error::Error for BreakwaterError<E>
-where
-    E: std::error::Error + 'static,
-{
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BreakwaterError::Inner(error)
-            | BreakwaterError::Exhausted {
-                error: Some(error), ..
-            }
-            | BreakwaterError::DeadlineExceeded {
-                error: Some(error), ..
-            } => Some(error),
-            _ => None,
-        }
-    }
-}
+/// For any inner error that can be shown, so that a `BreakwaterError` of a
+/// `Box<dyn Error + Send + Sync>` (tower's `BoxError`) is an error too and converts
+/// into one. The inner error is in the message and in the variant's `error` field
+/// rather than in `source()`, which a generic `E` cannot provide.
+impl<E: fmt::Debug + fmt::Display> std::error::Error for BreakwaterError<E> {}
 
 /// How a finished plan becomes the caller's result, given the last attempt's outcome
 /// and result (see [`BreakwaterError`]'s table).
