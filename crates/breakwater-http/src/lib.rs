@@ -11,6 +11,9 @@
 //! - [`sse`]: an incremental Server-Sent Events parser that follows the WHATWG rules.
 //! - [`wire`]: the Anthropic, OpenAI and Gemini wire formats, as pure functions.
 //! - [`limits`]: the default body and event size limits.
+//! - [`tower`]: a tower `Layer` that runs the core's plan around any `Service`.
+//! - [`middleware`]: the same for `reqwest-middleware` clients (feature `middleware`, on by default).
+//! - [`telemetry`]: metrics through the `metrics` facade, and their names.
 //!
 //! Real providers speak HTTPS: the default `rustls-tls` feature gives reqwest rustls
 //! with webpki roots. Without default features there is no TLS, which is all the
@@ -49,8 +52,12 @@
 pub mod client;
 pub mod clock;
 pub mod limits;
+#[cfg(feature = "middleware")]
+pub mod middleware;
 pub mod outcome;
 pub mod sse;
+pub mod telemetry;
+pub mod tower;
 pub mod wire;
 
 pub use client::{ApiKey, BuildError, Client, ClientBuilder, Completion, Error, StreamEvent};

@@ -17,6 +17,7 @@
 //! Tracing: a `breakwater.request` span per call (route, task kind, attempts,
 //! resolution, cost) and a `breakwater.attempt` span per attempt (provider, model,
 //! step, attempt, timeout, status, class, tokens, cost); waits and notices are events.
+//! Metrics go through [`telemetry`](crate::telemetry) after each attempt and at the end.
 
 mod builder;
 mod send;
@@ -254,6 +255,7 @@ impl Client {
                 Deadline::after(start, deadline),
                 options,
             );
+            let mut observer = crate::telemetry::Observer::new(&bound.route, kind);
             // The answer of the last successful attempt, for the plan's `Success`.
             let mut answer: Option<(wire::Completion, Key)> = None;
             let finished = loop {
@@ -287,6 +289,7 @@ impl Client {
                         }
                         plan.on_outcome(ended, id, exchange.outcome, exchange.usage);
                         send::record_attempt(&attempt_span, plan.history(), number);
+                        observer.update(plan.history());
                     }
                     Action::Wait { until } => {
                         tracing::debug!(wait_ms = (until - now).as_millis() as u64, "waiting");
@@ -305,6 +308,7 @@ impl Client {
                 }
             };
             inner.metrics.lock().record(&bound.route, &finished);
+            observer.finish(&finished);
             let span = tracing::Span::current();
             span.record("attempts", finished.attempts);
             span.record("cost", display(finished.cost));

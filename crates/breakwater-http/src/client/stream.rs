@@ -128,6 +128,7 @@ impl Client {
             Deadline::after(start, deadline),
             options,
         );
+        let mut observer = crate::telemetry::Observer::new(&bound.route, kind);
         let mut partial = String::new();
         let mut last: Option<(Key, Streamed)> = None;
         let finished = loop {
@@ -164,6 +165,7 @@ impl Client {
                     };
                     let usage = outcome::usage(streamed.usage);
                     plan.on_outcome(clock::read().now, attempt.id, streamed.outcome, usage);
+                    observer.update(plan.history());
                     last = Some((attempt.key.clone(), streamed));
                 }
                 Action::Wait { until } => tokio::time::sleep_until(clock::instant(until)).await,
@@ -178,6 +180,7 @@ impl Client {
             }
         };
         inner.metrics.lock().record(&bound.route, &finished);
+        observer.finish(&finished);
         let item = match finished.resolution {
             Resolution::Success { fallback_used, .. } => {
                 let (key, streamed) = last.unwrap_or_else(|| {
