@@ -118,12 +118,14 @@ pub(crate) fn route_config(
             backoff: Some(config.backoff),
             prompt_variant: None,
             when: None,
+            validator: None,
         }],
         backoff: config.backoff,
         plan: PlanConfig {
             slow_notice: Duration::ZERO,
             min_attempt: config.min_attempt,
             ambiguous_retries: config.ambiguous_retries,
+            ..PlanConfig::default()
         },
         taxonomy: config.taxonomy.clone(),
         degrade: Degradation {
@@ -131,6 +133,7 @@ pub(crate) fn route_config(
             deferrable: Vec::new(),
             critical: Vec::new(),
         },
+        validator: None,
     };
     route.validate().map_err(ConfigError::Route)?;
     Ok(route)

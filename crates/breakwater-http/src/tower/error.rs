@@ -244,6 +244,7 @@ fn describe(outcome: &Outcome) -> String {
         } => "timed out reading the body".to_owned(),
         Outcome::Reset => "connection reset".to_owned(),
         Outcome::MalformedBody => "malformed body".to_owned(),
+        Outcome::InvalidOutput => "output failed validation".to_owned(),
         Outcome::StreamBroken { .. } => "stream broken".to_owned(),
     }
 }
