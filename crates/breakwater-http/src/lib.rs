@@ -7,9 +7,9 @@
 //!
 //! - [`client`]: the [`Client`], built once per process, whose `complete` drives a plan;
 //!   [`CallOptions`] name the tenant and, for queued work, the idempotency key.
-//! - [`cache`]: the TTL [`ResponseCache`](cache::ResponseCache) of successful answers
+//! - [`cache`]: the TTL [`ResponseCache`] of successful answers
 //!   (moka), served flagged degraded, with their age, when no provider answers.
-//! - [`queue`]: the durable [`Queue`](queue::Queue) of deferrable requests (SQLite,
+//! - [`queue`]: the durable [`Queue`] of deferrable requests (SQLite,
 //!   committed before the caller hears of it) and its drain, which replays them once
 //!   their routes admit again.
 //! - [`outcome`]: HTTP responses and transport errors into core [`Outcome`](breakwater_core::Outcome)s.
