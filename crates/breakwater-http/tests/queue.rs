@@ -340,6 +340,36 @@ async fn the_drain_requeues_what_comes_back_and_buries_what_cannot_succeed() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn stopping_the_drain_abandons_the_call_in_flight_and_keeps_the_task() {
+    let dir = TempDir::new("stop");
+    let queue = Queue::open(dir.file("q.db")).expect("open");
+    let task = Task::new(
+        "slow",
+        "jobs",
+        TaskKind::Deferrable,
+        job("slow"),
+        Duration::from_secs(30),
+    );
+    queue.enqueue(&task).expect("enqueue");
+    let server = FakeServer::start(vec![Reply::Hang]).await;
+    let client = client(&server.url(), None, None);
+    let drainer = queue.drain(client, DrainConfig::default());
+    // Wait until the replay is out (the server has the request), then stop.
+    for _ in 0..500 {
+        if !server.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.received().len(), 1);
+    let stats = drainer.stop().await.expect("stopped");
+    assert_eq!((stats.delivered, stats.requeued, stats.dead), (0, 0, 0));
+    let kept = queue.get("slow").expect("read").expect("stored");
+    assert_eq!((kept.state, kept.task.attempts), (TaskState::Pending, 0));
+    server.shutdown().await;
+}
+
 /// Polls until no task is pending (at most 15 s).
 async fn wait_until_drained(queue: &Queue) {
     for _ in 0..1500 {

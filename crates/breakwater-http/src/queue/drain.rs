@@ -104,7 +104,8 @@ impl Drainer {
     }
 
     /// Stops it: a replay in flight is abandoned (its task stays pending, to be
-    /// replayed later). Returns what it did.
+    /// replayed later); a write to the file in progress completes first. Returns what
+    /// it did.
     ///
     /// # Errors
     ///
@@ -146,10 +147,10 @@ impl Queue {
         let shared = Arc::clone(&stats);
         let task = tokio::spawn(async move {
             loop {
-                let sweep = tokio::select! {
-                    sweep = queue.sweep(&client, &config, &shared) => sweep?,
-                    _ = stopped.wait_for(|stop| *stop) => return Ok(()),
-                };
+                let sweep = queue.sweep(&client, &config, &shared, &stopped).await?;
+                if *stopped.borrow() {
+                    return Ok(());
+                }
                 if sweep.stats.delivered > 0 {
                     continue;
                 }
@@ -179,8 +180,10 @@ impl Queue {
         client: &Client,
         config: &DrainConfig,
     ) -> Result<DrainStats, QueueError> {
-        let total = Arc::new(Mutex::new(DrainStats::default()));
-        self.sweep(client, config, &total).await?;
+        let total = Mutex::new(DrainStats::default());
+        // Never told to stop (the sender lives until the sweep is over).
+        let (_never, running) = watch::channel(false);
+        self.sweep(client, config, &total, &running).await?;
         let stats = *total.lock();
         Ok(stats)
     }
@@ -190,6 +193,7 @@ impl Queue {
         client: &Client,
         config: &DrainConfig,
         total: &Mutex<DrainStats>,
+        stopped: &watch::Receiver<bool>,
     ) -> Result<Sweep, QueueError> {
         let mut sweep = Sweep {
             stats: DrainStats {
@@ -210,6 +214,9 @@ impl Queue {
             };
             after = last;
             for (id, row) in rows {
+                if *stopped.borrow() {
+                    return Ok(sweep);
+                }
                 let mut step = DrainStats::default();
                 match row {
                     Err(error) => {
@@ -228,7 +235,15 @@ impl Queue {
                                 None => {
                                     Verdict::Dead(format!("no route named {:?}", stored.task.route))
                                 }
-                                Some(_) => judge(client.replay(&stored.task).await),
+                                Some(_) => {
+                                    // A stop abandons the call in flight (the task
+                                    // stays pending); a write is never cut short.
+                                    let mut stop = stopped.clone();
+                                    tokio::select! {
+                                        result = client.replay(&stored.task) => judge(result),
+                                        _ = stop.wait_for(|stop| *stop) => return Ok(sweep),
+                                    }
+                                }
                             };
                             step = self.record(&stored, verdict, config).await?;
                         }
