@@ -18,7 +18,9 @@
 //! coming back past the drain's limit, moves to the dead state with its reason.
 //!
 //! ```
-//! //! //! use breakwater_http::queue::{Queue, Task, TaskState};
+//! use std::time::Duration;
+//! use breakwater_core::TaskKind;
+//! use breakwater_http::queue::{Queue, Task, TaskState};
 //! use breakwater_http::wire::Request;
 //!
 //! let dir = std::env::temp_dir().join(format!("bw-queue-doc-{}", std::process::id()));
