@@ -58,12 +58,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, Rejection};
 use crate::cost::{Price, PriceTable};
 use crate::registry::{Registry, SharedBudget};
 use crate::taxonomy::Taxonomy;
 use crate::time::serde_ms;
-use crate::{Backoff, Fatal, Key};
+use crate::{Backoff, Fatal, Key, Time};
 
 /// A route as configured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -417,6 +417,42 @@ impl Route {
         &self.plan
     }
 
+    /// Whether a request over this route could send an attempt at `now`: `Ok` when
+    /// some unconditional step's breaker would admit (or the step has none), checked
+    /// with [`Breaker::check`], which takes no half-open probe slot. Otherwise the
+    /// rejection that ends soonest: the smallest `until`, and one without an `until`
+    /// (half-open full, isolated) only when no step names an end.
+    ///
+    /// For drivers that hold work back until a route can take it, such as a durable
+    /// queue's drain; a plan does its own admission and never needs this.
+    pub fn check(&self, now: Time) -> Result<(), Rejection> {
+        let mut soonest: Option<Rejection> = None;
+        for step in self.steps.iter().filter(|s| s.when.is_none()) {
+            let Some(breaker) = &step.breaker else {
+                return Ok(());
+            };
+            match breaker.check(now) {
+                Ok(()) => return Ok(()),
+                Err(rejection) => {
+                    let sooner = match (soonest.and_then(|s| s.until), rejection.until) {
+                        (_, None) => soonest.is_none(),
+                        (None, Some(_)) => true,
+                        (Some(held), Some(new)) => new < held,
+                    };
+                    if sooner {
+                        soonest = Some(rejection);
+                    }
+                }
+            }
+        }
+        // A bound route has an unconditional step, so a rejection was seen if we got
+        // here; the fallback keeps the function total.
+        Err(soonest.unwrap_or(Rejection {
+            reason: crate::breaker::RejectReason::Isolated,
+            until: None,
+        }))
+    }
+
     /// The first unconditional step at or after `from`.
     pub(crate) fn next_step(&self, from: usize) -> Option<usize> {
         (from..self.steps.len()).find(|&i| self.steps[i].when.is_none())
@@ -490,6 +526,82 @@ mod tests {
             text.contains("retries") && text.contains("line 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn check_reads_breakers_without_taking_a_probe() {
+        use crate::breaker::{Admit, BreakerConfig, RejectReason};
+        let config: RouteConfig = toml::from_str(
+            r#"
+            name = "x"
+            [[step]]
+            provider = "a"
+            model = "m"
+            [[step]]
+            provider = "b"
+            model = "big"
+            when = "context_window_exceeded"
+            [[step]]
+            provider = "c"
+            model = "m"
+            "#,
+        )
+        .unwrap();
+        let breaker = BreakerConfig {
+            half_open_probes: 1,
+            close_after: 1,
+            ..BreakerConfig::default()
+        };
+        let registry = Registry::new(RegistryConfig {
+            breaker: Some(breaker),
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let route = Route::bind(&config, &registry, &PriceTable::new()).unwrap();
+        let t0 = Time::ZERO;
+        assert_eq!(route.check(t0), Ok(()));
+        // Both unconditional steps open; the conditional one's closed breaker does not
+        // count: the route cannot take an ordinary request.
+        route.breaker(0).unwrap().force_open(t0);
+        route.breaker(2).unwrap().force_open(t0);
+        let until_a = match route.breaker(0).unwrap().check(t0) {
+            Err(r) => r.until.unwrap(),
+            Ok(()) => panic!("open breaker admits"),
+        };
+        let until_c = match route.breaker(2).unwrap().check(t0) {
+            Err(r) => r.until.unwrap(),
+            Ok(()) => panic!("open breaker admits"),
+        };
+        let rejection = route.check(t0).unwrap_err();
+        assert_eq!(rejection.reason, RejectReason::Open);
+        assert_eq!(rejection.until, Some(until_a.min(until_c)));
+        // Once the first open period passes the route admits, and checking (twice)
+        // takes no probe slot: the single probe is still there to admit.
+        let later = until_a.max(until_c);
+        assert_eq!(route.check(later), Ok(()));
+        assert_eq!(route.check(later), Ok(()));
+        assert!(matches!(
+            route.breaker(0).unwrap().admit(later),
+            Admit::Admitted(p) if p.is_probe()
+        ));
+        // Isolated steps name no end.
+        route.breaker(0).unwrap().isolate(later);
+        route.breaker(2).unwrap().isolate(later);
+        assert_eq!(
+            route.check(later).unwrap_err(),
+            Rejection {
+                reason: RejectReason::Isolated,
+                until: None
+            }
+        );
+        // No breakers at all: always admits.
+        let off = Registry::new(RegistryConfig {
+            breaker: None,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let free = Route::bind(&config, &off, &PriceTable::new()).unwrap();
+        assert_eq!(free.check(t0), Ok(()));
     }
 
     #[test]

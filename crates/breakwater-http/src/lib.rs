@@ -5,7 +5,13 @@
 //! out the plan's actions (send, wait, notify, finish). It holds no policy: every
 //! retry, wait, fallback and degradation is decided by [`breakwater_core::Plan`].
 //!
-//! - [`client`]: the [`Client`], built once per process, whose `complete` drives a plan.
+//! - [`client`]: the [`Client`], built once per process, whose `complete` drives a plan;
+//!   [`CallOptions`] name the tenant and, for queued work, the idempotency key.
+//! - [`cache`]: the TTL [`ResponseCache`] of successful answers
+//!   (moka), served flagged degraded, with their age, when no provider answers.
+//! - [`queue`]: the durable [`Queue`] of deferrable requests (SQLite,
+//!   committed before the caller hears of it) and its drain, which replays them once
+//!   their routes admit again.
 //! - [`outcome`]: HTTP responses and transport errors into core [`Outcome`](breakwater_core::Outcome)s.
 //! - [`clock`]: the adapter's single clock read.
 //! - [`sse`]: an incremental Server-Sent Events parser that follows the WHATWG rules.
@@ -49,15 +55,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod limits;
 #[cfg(feature = "middleware")]
 pub mod middleware;
 pub mod outcome;
+pub mod queue;
 pub mod sse;
 pub mod telemetry;
 pub mod tower;
 pub mod wire;
 
-pub use client::{ApiKey, BuildError, Client, ClientBuilder, Completion, Error, StreamEvent};
+pub use cache::{CacheHit, ResponseCache};
+pub use client::{
+    ApiKey, BuildError, CallOptions, Client, ClientBuilder, Completion, Deferred, Error,
+    EventStream, StreamEvent,
+};
+pub use queue::Queue;

@@ -11,8 +11,10 @@ use parking_lot::Mutex;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use super::{BoundRoute, Client, Inner, ProviderEntry, Target};
+use crate::cache::ResponseCache;
 use crate::clock;
 use crate::limits::{DEFAULT_ERROR_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT};
+use crate::queue::Queue;
 use crate::wire::{PromptVariant, PromptVariants, Provider};
 
 /// An API key. Its `Debug` and `Display` never show it.
@@ -141,6 +143,8 @@ pub struct ClientBuilder {
     response_limit: Option<usize>,
     error_body_limit: Option<usize>,
     http: Option<reqwest::Client>,
+    cache: Option<ResponseCache>,
+    queue: Option<Queue>,
 }
 
 impl ClientBuilder {
@@ -229,6 +233,24 @@ impl ClientBuilder {
         self
     }
 
+    /// The response cache: successful answers are stored in it, and the plan's cache
+    /// lookups answered from it. Without one, every lookup misses.
+    /// `ResponseCache::default()` keeps answers 20 minutes.
+    #[must_use]
+    pub fn cache(mut self, cache: ResponseCache) -> ClientBuilder {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The durable queue: a request the plan queues is stored in it before the call
+    /// returns [`Error::Queued`](super::Error::Queued). Without one, the caller gets
+    /// the request back to keep. Replay it with [`Queue::drain`].
+    #[must_use]
+    pub fn queue(mut self, queue: Queue) -> ClientBuilder {
+        self.queue = Some(queue);
+        self
+    }
+
     /// Checks everything and builds the client.
     ///
     /// # Errors
@@ -273,6 +295,9 @@ impl ClientBuilder {
                 response_limit: self.response_limit.unwrap_or(DEFAULT_RESPONSE_LIMIT),
                 error_body_limit: self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT),
                 metrics: Mutex::new(Metrics::new()),
+                cache: self.cache,
+                queue: self.queue,
+                keys: AtomicU64::new(0),
             }),
         })
     }

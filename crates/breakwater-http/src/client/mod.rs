@@ -1,25 +1,33 @@
 //! The client: one call that sends a provider-neutral request through a route, every
-//! decision made by the core's [`Plan`].
+//! decision made by the core's [`Plan`](breakwater_core::Plan).
 //!
 //! [`Client::complete`] is the driver loop of `breakwater_core`'s docs with real time
-//! and real HTTP: it polls the plan and carries out each [`Action`]:
+//! and real HTTP: it polls the plan and carries out each
+//! [`Action`](breakwater_core::Action):
 //!
 //! | action | what the client does |
 //! |---|---|
 //! | `Attempt` | renders the request for the step's provider, model and prompt variant, sends it under `tokio::time::timeout(attempt.timeout)`, maps the result with [`outcome`](crate::outcome) and reports it with `on_outcome` |
 //! | `Wait { until }` | `tokio::time::sleep_until(until)` |
 //! | `Notice(Slow)` | calls the caller's notice callback ([`Client::complete_with`]) |
-//! | `LookupCache` | answers "miss": the response cache is not built yet |
-//! | `Finish` | returns the completion, a degraded empty completion, or an [`Error`] |
+//! | `LookupCache` | looks the tenant's request up in the [`ResponseCache`] (a miss without one) |
+//! | `Finish` | returns the completion (a cached one flagged degraded, a degraded empty one), or an [`Error`]; a queued request is first stored in the durable [`Queue`], if there is one |
 //!
 //! The client holds no policy: it never decides to retry, wait, switch or give up.
+//! Every successful completion is stored in the cache, if there is one.
 //!
 //! Tracing: a `breakwater.request` span per call (route, task kind, attempts,
 //! resolution, cost) and a `breakwater.attempt` span per attempt (provider, model,
 //! step, attempt, timeout, status, class, tokens, cost); waits and notices are events.
 //! Metrics go through [`telemetry`](crate::telemetry) after each attempt and at the end.
+//!
+//! [`ResponseCache`]: crate::cache::ResponseCache
+//! [`Queue`]: crate::queue::Queue
 
 mod builder;
+mod call;
+mod deferred;
+mod options;
 mod send;
 mod stream;
 
@@ -30,20 +38,19 @@ use std::time::Duration;
 
 use breakwater_core::plan::{EntryEvent, FailReason, History};
 use breakwater_core::rng::SeededRng;
-use breakwater_core::{
-    Action, Cost, Deadline, Key, Metrics, MetricsSnapshot, Notice, Plan, Registry, RequestOptions,
-    Resolution, Route, TaskKind,
-};
+use breakwater_core::{Cost, Key, Metrics, MetricsSnapshot, Notice, Registry, Route, TaskKind};
 use parking_lot::Mutex;
 use reqwest::header::{HeaderName, HeaderValue};
-use tracing::Instrument;
-use tracing::field::{Empty, display};
 
 pub use builder::{ApiKey, BuildError, ClientBuilder, ProviderConfig};
-pub use stream::StreamEvent;
+pub use deferred::Deferred;
+pub use options::CallOptions;
+pub use stream::{EventStream, StreamEvent};
 
-use crate::clock;
+use crate::cache::{CacheHit, ResponseCache};
+use crate::queue::Queue;
 use crate::wire::{self, PromptVariant, Provider, TokenUsage};
+use call::Call;
 
 /// Sends requests through routes, driving the core's plan. Cheap to clone (an `Arc`
 /// inside); `Send + Sync`, so one client serves every task of a process.
@@ -61,6 +68,10 @@ struct Inner {
     response_limit: usize,
     error_body_limit: usize,
     metrics: Mutex<Metrics>,
+    cache: Option<ResponseCache>,
+    queue: Option<Queue>,
+    /// Counts the idempotency keys the client made.
+    keys: AtomicU64,
 }
 
 /// A route bound to the registry, with each step's provider and prompt variant
@@ -85,18 +96,21 @@ struct ProviderEntry {
     auth: (HeaderName, HeaderValue),
 }
 
-/// What a call returns when it does not fail: a provider's answer, or a degraded
-/// (empty) one.
+/// What a call returns when it does not fail: a provider's answer, a cached one, or a
+/// degraded empty one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
-    /// The generated text; empty when degraded.
+    /// The generated text; the cached text when served from the cache; empty when
+    /// degraded to the empty result.
     pub text: String,
-    /// The provider's stop reason, if it gave one.
+    /// The provider's stop reason, if it gave one (for a cached answer, the one it
+    /// had).
     pub stop_reason: Option<String>,
-    /// Tokens of the answering attempt.
+    /// Tokens of the answering attempt; zero when degraded (a cached answer was billed
+    /// when it was made).
     pub usage: TokenUsage,
     /// The provider (as named in the route) and model that answered; `None` when
-    /// degraded.
+    /// degraded (a cached answer's author is in [`CacheHit::key`]).
     pub key: Option<Key>,
     /// Attempts sent, all steps together.
     pub attempts: u32,
@@ -106,14 +120,19 @@ pub struct Completion {
     pub cost: Cost,
     /// From the call's start to its end, waits included.
     pub elapsed: Duration,
-    /// `Some(why)` when no provider answered and this is the structured empty result.
+    /// `Some(why)` when no provider answered: the text is then a cached answer
+    /// (`from_cache` says so) or the structured empty result.
     pub degraded: Option<FailReason>,
+    /// `Some` when the text is an earlier answer from the response cache: its age and
+    /// author.
+    pub from_cache: Option<CacheHit>,
     /// Every attempt, wait and skip.
     pub history: History,
 }
 
 impl Completion {
-    /// Whether this is a degraded (empty) result rather than a provider's answer.
+    /// Whether this is a degraded result (cached or empty) rather than a provider's
+    /// answer to this call.
     #[must_use]
     pub fn is_degraded(&self) -> bool {
         self.degraded.is_some()
@@ -128,9 +147,11 @@ pub enum Error {
     /// No route has this name.
     #[error("no route named {0:?}")]
     UnknownRoute(String),
-    /// A deferrable request the chain could not serve now: hand it to a durable queue
-    /// (not part of this client yet) to run later.
-    #[error("not served now, to be queued ({reason}) after {attempts} attempts")]
+    /// A deferrable request the chain could not serve now. With a durable queue
+    /// configured ([`ClientBuilder::queue`]) it was stored there, to be replayed by a
+    /// drain ([`Queue::drain`](crate::queue::Queue::drain)); `deferred` says whether
+    /// that worked.
+    #[error("not served now ({reason}) after {attempts} attempts; {deferred}")]
     Queued {
         /// Why the chain could not serve it.
         reason: FailReason,
@@ -138,6 +159,8 @@ pub enum Error {
         attempts: u32,
         /// Every attempt, wait and skip.
         history: History,
+        /// Where the request went: the queue's task, or nowhere.
+        deferred: Deferred,
     },
     /// A stream broke after text reached the caller, who did not allow a restart.
     #[error("stream broken after {tokens_delivered} tokens")]
@@ -185,7 +208,8 @@ impl Client {
     }
 
     /// Sends `request` through `route` as a `kind` task that must finish within
-    /// `deadline`. Notices are dropped; see [`Client::complete_with`].
+    /// `deadline`, for the anonymous tenant. Notices are dropped; see
+    /// [`Client::complete_with`].
     ///
     /// # Errors
     ///
@@ -203,16 +227,18 @@ impl Client {
             request,
             kind,
             deadline,
-            RequestOptions::default(),
+            CallOptions::default(),
             |_| {},
         )
         .await
     }
 
-    /// [`Client::complete`] with per-request options (a cost ceiling, …) and a callback
-    /// told of each [`Notice`] (such as "taking longer than usual") when the plan
-    /// emits it; to receive notices on a channel, send from the callback. A zero
-    /// `options.max_output_tokens` is taken from the request.
+    /// [`Client::complete`] with call options (the tenant, an idempotency key for
+    /// queued work, the core's [`RequestOptions`](breakwater_core::RequestOptions): a cost ceiling, …; a bare
+    /// `RequestOptions` converts) and a callback told of each [`Notice`] (such as
+    /// "taking longer than usual") when the plan emits it; to receive notices on a
+    /// channel, send from the callback. A zero `max_output_tokens` is taken from the
+    /// request.
     ///
     /// # Errors
     ///
@@ -223,161 +249,21 @@ impl Client {
         request: &wire::Request,
         kind: TaskKind,
         deadline: Duration,
-        mut options: RequestOptions,
-        mut on_notice: F,
+        options: impl Into<CallOptions>,
+        on_notice: F,
     ) -> Result<Completion, Error>
     where
         F: FnMut(Notice) + Send,
     {
-        let inner = &*self.inner;
-        let bound = inner
-            .routes
-            .get(route)
-            .ok_or_else(|| Error::UnknownRoute(route.to_owned()))?;
-        if options.max_output_tokens == 0 {
-            options.max_output_tokens = request.max_tokens;
-        }
-        let span = tracing::info_span!(
-            "breakwater.request",
+        let call = Call {
             route,
-            kind = ?kind,
-            deadline_ms = deadline.as_millis() as u64,
-            attempts = Empty,
-            resolution = Empty,
-            cost = Empty,
-        );
-        let mut rng = self.request_rng();
-        async move {
-            let start = clock::read().now;
-            let mut plan = Plan::new(
-                &bound.route,
-                kind,
-                Deadline::after(start, deadline),
-                options,
-            );
-            let mut observer = crate::telemetry::Observer::new(&bound.route, kind);
-            // The answer of the last successful attempt, for the plan's `Success`.
-            let mut answer: Option<(wire::Completion, Key)> = None;
-            let finished = loop {
-                let now = clock::read().now;
-                match plan.poll(now, &mut rng) {
-                    Action::Attempt(attempt) => {
-                        let target = &bound.steps[attempt.step];
-                        let key = attempt.key.clone();
-                        // While the attempt is out, the plan's only timer is the slow
-                        // notice: race the send against it so the caller hears at the
-                        // threshold, not when the attempt ends.
-                        let send = self.send(target, &attempt, request);
-                        tokio::pin!(send);
-                        let (exchange, attempt_span) = loop {
-                            let Some(at) = plan.poll_timeout() else { break send.await };
-                            tokio::select! {
-                                done = &mut send => break done,
-                                () = tokio::time::sleep_until(clock::instant(at)) => {
-                                    if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng) {
-                                        tracing::info!(notice = ?notice, "notice");
-                                        on_notice(notice);
-                                    }
-                                }
-                            }
-                        };
-                        let ended = clock::read().now;
-                        let id = attempt.id;
-                        let number = attempt.attempt;
-                        if let Some(completion) = exchange.completion {
-                            answer = Some((completion, key));
-                        }
-                        plan.on_outcome(ended, id, exchange.outcome, exchange.usage);
-                        send::record_attempt(&attempt_span, plan.history(), number);
-                        observer.update(plan.history());
-                    }
-                    Action::Wait { until } => {
-                        tracing::debug!(wait_ms = (until - now).as_millis() as u64, "waiting");
-                        tokio::time::sleep_until(clock::instant(until)).await;
-                    }
-                    Action::Notice(notice) => {
-                        tracing::info!(notice = ?notice, "notice");
-                        on_notice(notice);
-                    }
-                    Action::LookupCache => {
-                        // Known gap: the response cache is not built yet, so every
-                        // lookup is a miss and the plan moves to its next option.
-                        plan.on_cache(now, false);
-                    }
-                    Action::Finish(finished) => break finished,
-                }
-            };
-            inner.metrics.lock().record(&bound.route, &finished);
-            observer.finish(&finished);
-            let span = tracing::Span::current();
-            span.record("attempts", finished.attempts);
-            span.record("cost", display(finished.cost));
-            let f = finished;
-            match f.resolution {
-                Resolution::Success { fallback_used, .. } => {
-                    span.record("resolution", "success");
-                    // The plan reports success only after an attempt whose outcome
-                    // was `Success`, which always carries a parsed completion.
-                    let (completion, key) = answer.unwrap_or_else(|| {
-                        (
-                            wire::Completion {
-                                text: String::new(),
-                                stop_reason: None,
-                                usage: TokenUsage::default(),
-                            },
-                            Key::new("", ""),
-                        )
-                    });
-                    Ok(Completion {
-                        text: completion.text,
-                        stop_reason: completion.stop_reason,
-                        usage: completion.usage,
-                        key: Some(key),
-                        attempts: f.attempts,
-                        fallback: fallback_used,
-                        cost: f.cost,
-                        elapsed: f.elapsed,
-                        degraded: None,
-                        history: f.history,
-                    })
-                }
-                // `Degraded { from: Cache }` cannot come while every lookup misses;
-                // were it to, the caller still gets an honest degraded result.
-                Resolution::Degraded { reason, .. } => {
-                    span.record("resolution", "degraded");
-                    Ok(Completion {
-                        text: String::new(),
-                        stop_reason: None,
-                        usage: TokenUsage::default(),
-                        key: None,
-                        attempts: f.attempts,
-                        fallback: false,
-                        cost: f.cost,
-                        elapsed: f.elapsed,
-                        degraded: Some(reason),
-                        history: f.history,
-                    })
-                }
-                Resolution::Queued { reason } => {
-                    span.record("resolution", "queued");
-                    Err(Error::Queued {
-                        reason,
-                        attempts: f.attempts,
-                        history: f.history,
-                    })
-                }
-                Resolution::Failed { reason } => {
-                    span.record("resolution", "failed");
-                    Err(Error::Failed {
-                        reason,
-                        attempts: f.attempts,
-                        history: f.history,
-                    })
-                }
-            }
-        }
-        .instrument(span)
-        .await
+            request,
+            kind,
+            deadline,
+            options: options.into(),
+            defer: true,
+        };
+        self.run(call, on_notice).await
     }
 
     /// The plan RNG of the next request: the client's seed, on a ChaCha stream of its

@@ -19,15 +19,16 @@
 
 use std::time::Duration;
 
-use breakwater_core::plan::{FailReason, Resolution};
+use breakwater_core::plan::{DegradedFrom, FailReason, Resolution};
 use breakwater_core::{
-    Action, Attempt, Cost, Deadline, ErrorCode, Key, Notice, Outcome, Plan, RequestOptions,
-    TaskKind, TimeoutPhase,
+    Action, Attempt, Cost, Deadline, ErrorCode, Key, Notice, Outcome, Plan, TaskKind, TimeoutPhase,
 };
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use super::{Client, Error, Target};
+use super::call::Call;
+use super::{CallOptions, Client, Deferred, Error, Target};
+use crate::cache::CacheHit;
 use crate::clock;
 use crate::outcome::{self, from_response, from_transport, read_limited};
 use crate::sse::SseParser;
@@ -67,6 +68,34 @@ pub enum StreamEvent {
         /// Why the chain could not answer.
         reason: FailReason,
     },
+    /// No provider answered and the plan served an earlier answer from the response
+    /// cache, whole, in place of deltas; nothing follows.
+    Cached {
+        /// The cached text.
+        text: String,
+        /// Its age and author.
+        hit: CacheHit,
+        /// Why the chain could not answer.
+        reason: FailReason,
+    },
+}
+
+/// The items of a [`Client::stream`], as a [`Stream`]. Owns everything it needs
+/// (`'static`): keep it, move it to another task, or drop it to stop the call.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::Receiver<Result<StreamEvent, Error>>,
+}
+
+impl Stream for EventStream {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
 }
 
 /// What one streaming attempt produced.
@@ -82,41 +111,47 @@ impl Client {
     /// stops it (the request is then not recorded in the metrics).
     ///
     /// Items are [`StreamEvent`]s; an `Err` is the last item ([`Error::StreamBroken`]
-    /// after tokens were delivered, or as for [`Client::complete`]).
+    /// after tokens were delivered, or as for [`Client::complete`]). The options are
+    /// those of [`Client::complete_with`]: a completed stream's text is stored in the
+    /// response cache, a cache hit comes as [`StreamEvent::Cached`], and a queued
+    /// request goes to the durable queue (whose drain replays it as a `complete`).
     pub fn stream(
         &self,
         route: &str,
         request: &Request,
         kind: TaskKind,
         deadline: Duration,
-        options: RequestOptions,
-    ) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static {
-        let (tx, mut rx) = mpsc::channel(32);
+        options: impl Into<CallOptions>,
+    ) -> EventStream {
+        let (tx, rx) = mpsc::channel(32);
         let client = self.clone();
         let route = route.to_owned();
         let request = request.clone();
+        let options = options.into();
         tokio::spawn(async move {
-            client
-                .drive_stream(&route, &request, kind, deadline, options, &tx)
-                .await;
+            let call = Call {
+                route: &route,
+                request: &request,
+                kind,
+                deadline,
+                options,
+                defer: true,
+            };
+            client.drive_stream(call, &tx).await;
         });
-        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        EventStream { rx }
     }
 
-    async fn drive_stream(
-        &self,
-        route: &str,
-        request: &Request,
-        kind: TaskKind,
-        deadline: Duration,
-        mut options: RequestOptions,
-        tx: &mpsc::Sender<Result<StreamEvent, Error>>,
-    ) {
+    async fn drive_stream(&self, call: Call<'_>, tx: &mpsc::Sender<Result<StreamEvent, Error>>) {
         let inner = &*self.inner;
-        let Some(bound) = inner.routes.get(route) else {
-            let _ = tx.send(Err(Error::UnknownRoute(route.to_owned()))).await;
+        let request = call.request;
+        let Some(bound) = inner.routes.get(call.route) else {
+            let _ = tx
+                .send(Err(Error::UnknownRoute(call.route.to_owned())))
+                .await;
             return;
         };
+        let mut options = call.options.request;
         if options.max_output_tokens == 0 {
             options.max_output_tokens = request.max_tokens;
         }
@@ -124,13 +159,14 @@ impl Client {
         let start = clock::read().now;
         let mut plan = Plan::new(
             &bound.route,
-            kind,
-            Deadline::after(start, deadline),
+            call.kind,
+            Deadline::after(start, call.deadline),
             options,
         );
-        let mut observer = crate::telemetry::Observer::new(&bound.route, kind);
+        let mut observer = crate::telemetry::Observer::new(&bound.route, call.kind);
         let mut partial = String::new();
         let mut last: Option<(Key, Streamed)> = None;
+        let mut cached = None;
         let finished = loop {
             let now = clock::read().now;
             match plan.poll(now, &mut rng) {
@@ -174,8 +210,10 @@ impl Client {
                         return;
                     }
                 }
-                // Known gap, as in `complete`: no response cache yet, always a miss.
-                Action::LookupCache => plan.on_cache(now, false),
+                Action::LookupCache => {
+                    cached = self.lookup(&call, now);
+                    plan.on_cache(now, cached.is_some());
+                }
                 Action::Finish(finished) => break finished,
             }
         };
@@ -191,6 +229,12 @@ impl Client {
                     };
                     (Key::new("", ""), none)
                 });
+                let whole = crate::wire::Completion {
+                    text: partial,
+                    stop_reason: streamed.stop_reason.clone(),
+                    usage: streamed.usage,
+                };
+                self.remember(&call, &whole, &key);
                 Ok(StreamEvent::Done {
                     key,
                     stop_reason: streamed.stop_reason,
@@ -200,12 +244,31 @@ impl Client {
                     cost: finished.cost,
                 })
             }
-            Resolution::Degraded { reason, .. } => Ok(StreamEvent::Degraded { reason }),
-            Resolution::Queued { reason } => Err(Error::Queued {
-                reason,
-                attempts: finished.attempts,
-                history: finished.history,
-            }),
+            // The plan says `Cache` only after a lookup that hit.
+            Resolution::Degraded { from, reason } => match (from, cached) {
+                (DegradedFrom::Cache, Some((answer, age))) => Ok(StreamEvent::Cached {
+                    text: answer.text.clone(),
+                    hit: CacheHit {
+                        age,
+                        key: answer.key.clone(),
+                    },
+                    reason,
+                }),
+                _ => Ok(StreamEvent::Degraded { reason }),
+            },
+            Resolution::Queued { reason } => {
+                let deferred = if call.defer {
+                    self.defer(&call).await
+                } else {
+                    Deferred::NotQueued
+                };
+                Err(Error::Queued {
+                    reason,
+                    attempts: finished.attempts,
+                    history: finished.history,
+                    deferred,
+                })
+            }
             Resolution::Failed {
                 reason: FailReason::StreamBroken { tokens_delivered },
             } => {

@@ -4,8 +4,11 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Who said a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The caller (the user turn).
     User,
@@ -14,7 +17,7 @@ pub enum Role {
 }
 
 /// One turn of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
     /// Who said it.
     pub role: Role,
@@ -24,8 +27,12 @@ pub struct Message {
 
 /// A provider-neutral text request, rendered for a provider by [`Provider::render`].
 ///
+/// It serializes (serde) as plain JSON, field names as here; the durable queue stores
+/// it that way. Missing fields take their defaults.
+///
 /// [`Provider::render`]: super::Provider::render
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Request {
     /// The default system prompt, used when a route step names no prompt variant.
     pub system: Option<String>,

@@ -1,0 +1,261 @@
+//! One call: the driver loop over the core's plan, and what its finish becomes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakwater_core::plan::{DegradedFrom, Finished};
+use breakwater_core::{Action, Deadline, Key, Notice, Plan, Rejection, Resolution, TaskKind, Time};
+use tracing::Instrument;
+use tracing::field::{Empty, display};
+
+use super::{CallOptions, Client, Completion, Deferred, Error, send};
+use crate::cache::{CacheHit, CacheKey, CachedAnswer};
+use crate::clock;
+use crate::queue::Task;
+use crate::wire::{self, TokenUsage};
+
+/// Everything one call is about.
+pub(super) struct Call<'a> {
+    pub(super) route: &'a str,
+    pub(super) request: &'a wire::Request,
+    pub(super) kind: TaskKind,
+    pub(super) deadline: Duration,
+    pub(super) options: CallOptions,
+    /// Whether a `Queued` finish is stored in the queue (not when the queue's own
+    /// drain replays a task: it is there already).
+    pub(super) defer: bool,
+}
+
+impl Call<'_> {
+    pub(super) fn cache_key(&self) -> CacheKey {
+        CacheKey::new(&self.options.tenant, self.route, self.request)
+    }
+}
+
+impl Client {
+    /// Drives one call's plan to its end.
+    pub(super) async fn run<F>(&self, call: Call<'_>, mut on_notice: F) -> Result<Completion, Error>
+    where
+        F: FnMut(Notice) + Send,
+    {
+        let inner = &*self.inner;
+        let route = call.route;
+        let bound = inner
+            .routes
+            .get(route)
+            .ok_or_else(|| Error::UnknownRoute(route.to_owned()))?;
+        let mut options = call.options.request;
+        if options.max_output_tokens == 0 {
+            options.max_output_tokens = call.request.max_tokens;
+        }
+        let span = tracing::info_span!(
+            "breakwater.request",
+            route,
+            kind = ?call.kind,
+            deadline_ms = call.deadline.as_millis() as u64,
+            attempts = Empty,
+            resolution = Empty,
+            cost = Empty,
+        );
+        let mut rng = self.request_rng();
+        async move {
+            let start = clock::read().now;
+            let deadline = Deadline::after(start, call.deadline);
+            let mut plan = Plan::new(&bound.route, call.kind, deadline, options);
+            let mut observer = crate::telemetry::Observer::new(&bound.route, call.kind);
+            // The answer of the last successful attempt, for the plan's `Success`.
+            let mut answer: Option<(wire::Completion, Key)> = None;
+            let mut cached: Option<(Arc<CachedAnswer>, Duration)> = None;
+            let finished = loop {
+                let now = clock::read().now;
+                match plan.poll(now, &mut rng) {
+                    Action::Attempt(attempt) => {
+                        let target = &bound.steps[attempt.step];
+                        let key = attempt.key.clone();
+                        // While the attempt is out, the plan's only timer is the slow
+                        // notice: race the send against it so the caller hears at the
+                        // threshold, not when the attempt ends.
+                        let send = self.send(target, &attempt, call.request);
+                        tokio::pin!(send);
+                        let (exchange, attempt_span) = loop {
+                            let Some(at) = plan.poll_timeout() else { break send.await };
+                            tokio::select! {
+                                done = &mut send => break done,
+                                () = tokio::time::sleep_until(clock::instant(at)) => {
+                                    if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng) {
+                                        tracing::info!(notice = ?notice, "notice");
+                                        on_notice(notice);
+                                    }
+                                }
+                            }
+                        };
+                        let ended = clock::read().now;
+                        let id = attempt.id;
+                        let number = attempt.attempt;
+                        if let Some(completion) = exchange.completion {
+                            answer = Some((completion, key));
+                        }
+                        plan.on_outcome(ended, id, exchange.outcome, exchange.usage);
+                        send::record_attempt(&attempt_span, plan.history(), number);
+                        observer.update(plan.history());
+                    }
+                    Action::Wait { until } => {
+                        tracing::debug!(wait_ms = (until - now).as_millis() as u64, "waiting");
+                        tokio::time::sleep_until(clock::instant(until)).await;
+                    }
+                    Action::Notice(notice) => {
+                        tracing::info!(notice = ?notice, "notice");
+                        on_notice(notice);
+                    }
+                    Action::LookupCache => {
+                        cached = self.lookup(&call, now);
+                        tracing::debug!(hit = cached.is_some(), "cache lookup");
+                        plan.on_cache(now, cached.is_some());
+                    }
+                    Action::Finish(finished) => break finished,
+                }
+            };
+            inner.metrics.lock().record(&bound.route, &finished);
+            observer.finish(&finished);
+            let span = tracing::Span::current();
+            span.record("attempts", finished.attempts);
+            span.record("cost", display(finished.cost));
+            span.record("resolution", resolution_name(&finished.resolution));
+            self.conclude(&call, finished, answer, cached).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The cached answer to `call`, if a cache holds one.
+    pub(super) fn lookup(
+        &self,
+        call: &Call<'_>,
+        now: Time,
+    ) -> Option<(Arc<CachedAnswer>, Duration)> {
+        self.inner.cache.as_ref()?.lookup(&call.cache_key(), now)
+    }
+
+    /// What the plan's finish becomes for the caller.
+    async fn conclude(
+        &self,
+        call: &Call<'_>,
+        f: Finished,
+        answer: Option<(wire::Completion, Key)>,
+        cached: Option<(Arc<CachedAnswer>, Duration)>,
+    ) -> Result<Completion, Error> {
+        let mut done = Completion {
+            text: String::new(),
+            stop_reason: None,
+            usage: TokenUsage::default(),
+            key: None,
+            attempts: f.attempts,
+            fallback: false,
+            cost: f.cost,
+            elapsed: f.elapsed,
+            degraded: None,
+            from_cache: None,
+            history: f.history,
+        };
+        match f.resolution {
+            Resolution::Success { fallback_used, .. } => {
+                // The plan reports success only after an attempt whose outcome was
+                // `Success`, which always carries a parsed completion.
+                if let Some((completion, key)) = answer {
+                    self.remember(call, &completion, &key);
+                    done.text = completion.text;
+                    done.stop_reason = completion.stop_reason;
+                    done.usage = completion.usage;
+                    done.key = Some(key);
+                }
+                done.fallback = fallback_used;
+                Ok(done)
+            }
+            Resolution::Degraded { from, reason } => {
+                done.degraded = Some(reason);
+                // The plan says `Cache` only after a lookup that hit.
+                if let (DegradedFrom::Cache, Some((hit, age))) = (from, cached) {
+                    done.text.clone_from(&hit.text);
+                    done.stop_reason.clone_from(&hit.stop_reason);
+                    done.from_cache = Some(CacheHit {
+                        age,
+                        key: hit.key.clone(),
+                    });
+                }
+                Ok(done)
+            }
+            Resolution::Queued { reason } => {
+                let deferred = if call.defer {
+                    self.defer(call).await
+                } else {
+                    Deferred::NotQueued
+                };
+                Err(Error::Queued {
+                    reason,
+                    attempts: f.attempts,
+                    history: done.history,
+                    deferred,
+                })
+            }
+            Resolution::Failed { reason } => Err(Error::Failed {
+                reason,
+                attempts: f.attempts,
+                history: done.history,
+            }),
+        }
+    }
+
+    /// Stores a successful answer in the cache, if there is one.
+    pub(super) fn remember(&self, call: &Call<'_>, completion: &wire::Completion, key: &Key) {
+        if let Some(cache) = &self.inner.cache {
+            cache.insert(
+                call.cache_key(),
+                CachedAnswer {
+                    text: completion.text.clone(),
+                    stop_reason: completion.stop_reason.clone(),
+                    key: key.clone(),
+                    usage: completion.usage,
+                    stored_at: clock::read().now,
+                },
+            );
+        }
+    }
+
+    /// Replays a queued task through its route, as the queue's drain does: with the
+    /// task's tenant and key, and without queueing it again.
+    pub(crate) async fn replay(&self, task: &Task) -> Result<Completion, Error> {
+        let call = Call {
+            route: &task.route,
+            request: &task.request,
+            kind: task.kind,
+            deadline: task.deadline,
+            options: CallOptions {
+                tenant: task.tenant.clone(),
+                idempotency_key: Some(task.key.clone()),
+                ..CallOptions::default()
+            },
+            defer: false,
+        };
+        self.run(call, |_| {}).await
+    }
+
+    /// Whether `route` could send an attempt now (see
+    /// [`Route::check`](breakwater_core::Route::check)); `None` for an unknown route.
+    pub(crate) fn route_check(&self, route: &str) -> Option<Result<(), Rejection>> {
+        let bound = self.inner.routes.get(route)?;
+        Some(bound.route.check(clock::read().now))
+    }
+}
+
+fn resolution_name(resolution: &Resolution) -> &'static str {
+    match resolution {
+        Resolution::Success { .. } => "success",
+        Resolution::Degraded {
+            from: DegradedFrom::Cache,
+            ..
+        } => "degraded_cache",
+        Resolution::Degraded { .. } => "degraded",
+        Resolution::Queued { .. } => "queued",
+        Resolution::Failed { .. } => "failed",
+    }
+}

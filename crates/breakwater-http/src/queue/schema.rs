@@ -1,0 +1,149 @@
+//! Opening the queue's SQLite file: private permissions, durable settings, and checks
+//! that it is whole and ours before anything is read from it.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use super::QueueError;
+
+/// `PRAGMA application_id` of a queue file ("BwQ1"): tells ours from other SQLite files.
+pub(super) const APPLICATION_ID: i32 = 0x4277_5131;
+
+/// The schema version this code writes and reads.
+pub(super) const VERSION: i64 = 1;
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const CREATE: &str = "
+    CREATE TABLE breakwater_queue_schema (version INTEGER NOT NULL) STRICT;
+    INSERT INTO breakwater_queue_schema (version) VALUES (1);
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        route TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        request TEXT NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        enqueued_at_ms INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
+        reason TEXT,
+        result TEXT,
+        answered_by TEXT,
+        updated_at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX tasks_by_state ON tasks (state, id);
+";
+
+/// Opens (creating if needed) the queue at `path`: see [`Queue::open`](super::Queue::open).
+pub(super) fn open(path: &Path) -> Result<Connection, QueueError> {
+    create_private(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| classify(path, e))?;
+    // The first read of the file: a file that is not SQLite fails here, and a damaged
+    // one is reported instead of being taken for an empty queue.
+    let check = quick_check(&conn).map_err(|e| classify(path, e))?;
+    if check != ["ok"] {
+        return Err(QueueError::Corrupt {
+            path: path.to_owned(),
+            detail: check.join("; "),
+        });
+    }
+    // WAL with synchronous=FULL: a commit returns once the log is on disk.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| classify(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(QueueError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("cannot use write-ahead logging (journal mode {mode})"),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| classify(path, e))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| classify(path, e))?;
+    let id: i32 = tx
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(|e| classify(path, e))?;
+    let objects: i64 = tx
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+        .map_err(|e| classify(path, e))?;
+    match (id, objects) {
+        (0, 0) => {
+            tx.execute_batch(CREATE).map_err(|e| classify(path, e))?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| classify(path, e))?;
+        }
+        (APPLICATION_ID, _) => check_version(path, &tx)?,
+        _ => return Err(QueueError::NotAQueue(path.to_owned())),
+    }
+    tx.commit().map_err(|e| classify(path, e))?;
+    Ok(conn)
+}
+
+/// The first lines of SQLite's `quick_check`: `["ok"]` for a whole file.
+fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = conn.prepare("PRAGMA quick_check(4)")?;
+    let lines = statement.query_map([], |row| row.get(0))?;
+    lines.collect()
+}
+
+fn check_version(path: &Path, conn: &Connection) -> Result<(), QueueError> {
+    let found: i64 = conn
+        .query_row("SELECT version FROM breakwater_queue_schema", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| QueueError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("no schema version: {e}"),
+        })?;
+    match found {
+        VERSION => Ok(()),
+        found if found > VERSION => Err(QueueError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: VERSION,
+        }),
+        found => Err(QueueError::Corrupt {
+            path: path.to_owned(),
+            detail: format!("unknown schema version {found}"),
+        }),
+    }
+}
+
+/// Creates the file, readable and writable by its owner only (SQLite gives its `-wal`
+/// and `-shm` files the same permissions); an existing file is left as it is.
+fn create_private(path: &Path) -> Result<(), QueueError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| QueueError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// SQLite's "not a database" and "corrupt" as the queue's own errors.
+pub(super) fn classify(path: &Path, error: rusqlite::Error) -> QueueError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => QueueError::NotADatabase(path.to_owned()),
+        Some(ErrorCode::DatabaseCorrupt) => QueueError::Corrupt {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        },
+        _ => QueueError::Sqlite(error),
+    }
+}
