@@ -36,6 +36,7 @@ struct Counters {
     degraded_empty: u64,
     queued: u64,
     failed: u64,
+    cache_first_hits: u64,
     cost_nanodollars: u64,
     retry_cost_nanodollars: u64,
 }
@@ -163,6 +164,12 @@ impl Metrics {
         }
     }
 
+    /// Records a call answered from the cache before the chain ran (an idempotent
+    /// request's cache-first hit): no plan ran, so it is not among the `requests`.
+    pub fn record_cache_first_hit(&mut self) {
+        self.overall.cache_first_hits += 1;
+    }
+
     /// Adds `other`'s counts to these (e.g. the replicas of one simulated fleet).
     pub fn merge(&mut self, other: &Metrics) {
         let (a, b) = (&mut self.overall, &other.overall);
@@ -175,6 +182,7 @@ impl Metrics {
         a.degraded_empty += b.degraded_empty;
         a.queued += b.queued;
         a.failed += b.failed;
+        a.cache_first_hits += b.cache_first_hits;
         a.cost_nanodollars = a.cost_nanodollars.saturating_add(b.cost_nanodollars);
         a.retry_cost_nanodollars = a
             .retry_cost_nanodollars
@@ -216,6 +224,7 @@ impl Metrics {
             degraded_empty: o.degraded_empty,
             queued: o.queued,
             failed: o.failed,
+            cache_first_hits: o.cache_first_hits,
             retry_rate: per_request(o.retries),
             fallback_rate: per_request(o.fallbacks),
             degraded_rate: per_request(o.degraded_cache + o.degraded_empty),
@@ -238,6 +247,7 @@ impl Metrics {
                     overloaded: s.classes[ClassKind::Overloaded as usize],
                     retriable: s.classes[ClassKind::Retriable as usize],
                     ambiguous: s.classes[ClassKind::Ambiguous as usize],
+                    invalid_output: s.classes[ClassKind::InvalidOutput as usize],
                     non_retriable: s.classes[ClassKind::NonRetriable as usize],
                     skipped_by_breaker: s.skipped,
                     retry_rate: ratio(s.retries, s.requests),
@@ -299,6 +309,10 @@ pub struct MetricsSnapshot {
     pub queued: u64,
     /// Requests that failed loudly.
     pub failed: u64,
+    /// Calls answered from the cache before any chain ran (cache-first, for idempotent
+    /// requests); not counted in `requests`. Hits on degradation are `degraded_cache`.
+    #[serde(default)]
+    pub cache_first_hits: u64,
     /// Retries per request.
     pub retry_rate: f64,
     /// Share of requests that used a fallback.
@@ -342,6 +356,9 @@ pub struct KeySnapshot {
     pub retriable: u64,
     /// Attempts with an ambiguous outcome.
     pub ambiguous: u64,
+    /// Attempts whose answer failed the route's validator (billed all the same).
+    #[serde(default)]
+    pub invalid_output: u64,
     /// Attempts with a non-retriable error.
     pub non_retriable: u64,
     /// Times its breaker turned a request away.

@@ -73,6 +73,8 @@ pub struct CacheHit {
 pub struct CacheKey {
     tenant: String,
     route: String,
+    /// A caller's explicit key, instead of the request's parts (which are then empty).
+    explicit: Option<String>,
     system: Option<String>,
     messages: Vec<(Role, String)>,
     max_tokens: u32,
@@ -88,6 +90,7 @@ impl CacheKey {
         CacheKey {
             tenant: tenant.to_owned(),
             route: route.to_owned(),
+            explicit: None,
             system: request.system.clone().filter(|s| !s.is_empty()),
             messages: request
                 .messages
@@ -101,6 +104,22 @@ impl CacheKey {
                 // -0.0 + 0.0 is 0.0: one key for both zeros.
                 .map(|t| (t + 0.0).to_bits()),
             stop: request.stop.clone(),
+        }
+    }
+
+    /// The key `key`, chosen by the caller, for `tenant` through `route`. It never
+    /// equals a key derived from a request.
+    #[must_use]
+    pub fn explicit(tenant: &str, route: &str, key: &str) -> CacheKey {
+        CacheKey {
+            tenant: tenant.to_owned(),
+            route: route.to_owned(),
+            explicit: Some(key.to_owned()),
+            system: None,
+            messages: Vec::new(),
+            max_tokens: 0,
+            temperature: None,
+            stop: Vec::new(),
         }
     }
 

@@ -20,6 +20,7 @@
 //! - [`tower`]: a tower `Layer` that runs the core's plan around any `Service`.
 //! - [`middleware`]: the same for `reqwest-middleware` clients (feature `middleware`, on by default).
 //! - [`telemetry`]: metrics through the `metrics` facade, and their names.
+//! - [`validate`]: output validators (JSON, JSON Schema, your own) that route steps name.
 //!
 //! Real providers speak HTTPS: the default `rustls-tls` feature gives reqwest rustls
 //! with webpki roots. Without default features there is no TLS, which is all the
@@ -66,11 +67,12 @@ pub mod queue;
 pub mod sse;
 pub mod telemetry;
 pub mod tower;
+pub mod validate;
 pub mod wire;
 
 pub use cache::{CacheHit, ResponseCache};
 pub use client::{
-    ApiKey, BuildError, CallOptions, Client, ClientBuilder, Completion, Deferred, Error,
+    ApiKey, BuildError, CacheUse, CallOptions, Client, ClientBuilder, Completion, Deferred, Error,
     EventStream, StreamEvent,
 };
 pub use queue::Queue;

@@ -21,6 +21,9 @@
 //! | `breakwater_cost_nanodollars_total` | counter | `provider`, `model` | what attempts cost, in billionths of a dollar (a counter must count integers; divide by 10⁹ for dollars) |
 //! | `breakwater_fallbacks_total` | counter | `route` | requests in which an attempt went to a step after the route's first |
 //! | `breakwater_degraded_total` | counter | `route`, `from` | requests answered with a degraded result, `from` `cache` or `empty` |
+//! | `breakwater_cache_hits_total` | counter | `route`, `use` | answers served from the response cache: `use` is `first` (an idempotent request's cache-first lookup, before any attempt) or `degradation` (the chain could not answer) |
+//! | `breakwater_alerts_total` | counter | `scope`, `signal`, `state` | rate alerts ([`breakwater_core::alert`]) raised or cleared: `scope` is `provider/model` or `route:name`, `signal` `retry_rate`, `fallback_rate` or `degraded_rate`, `state` `raised` or `cleared` |
+//! | `breakwater_alert_active` | gauge | `scope`, `signal` | 1 while the alert is raised, 0 once cleared |
 //! | `breakwater_breaker_transitions_total` | counter | `key`, `to`, `cause` | breaker state changes; `key` is `provider/model`, `to` is `closed`, `open`, `half_open` or `isolated`, `cause` as [`Cause::name`](breakwater_core::breaker::Cause::name) |
 //!
 //! `provider` and `model` are the names of the route's step (as configured), `route` the
@@ -30,10 +33,13 @@
 //! once ([`Breaker::poll_event`](breakwater_core::Breaker::poll_event)); whichever
 //! request's observer drains it reports it, so each is counted once per process.
 
+use breakwater_core::alert::{Alert, AlertState, Scope};
 use breakwater_core::breaker::StateKind;
 use breakwater_core::plan::{DegradedFrom, EntryEvent, Finished, History, Resolution, Skip};
 use breakwater_core::{BreakerEvent, Key, Route, TaskKind};
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 /// Finished requests: `route`, `kind`, `resolution`.
 pub const REQUESTS_TOTAL: &str = "breakwater_requests_total";
@@ -55,12 +61,24 @@ pub const COST_NANODOLLARS_TOTAL: &str = "breakwater_cost_nanodollars_total";
 pub const FALLBACKS_TOTAL: &str = "breakwater_fallbacks_total";
 /// Degraded answers: `route`, `from`.
 pub const DEGRADED_TOTAL: &str = "breakwater_degraded_total";
+/// Cache hits: `route`, `use` (`first` or `degradation`).
+pub const CACHE_HITS_TOTAL: &str = "breakwater_cache_hits_total";
+/// Rate alerts raised or cleared: `scope`, `signal`, `state`.
+pub const ALERTS_TOTAL: &str = "breakwater_alerts_total";
+/// Whether a rate alert is raised (1) or not (0): `scope`, `signal`.
+pub const ALERT_ACTIVE: &str = "breakwater_alert_active";
 /// Breaker state changes: `key`, `to`, `cause`.
 pub const BREAKER_TRANSITIONS_TOTAL: &str = "breakwater_breaker_transitions_total";
 
 /// Registers the description and unit of every metric above with the installed
 /// recorder (call once, after installing it).
 pub fn describe() {
+    describe_counter!(
+        CACHE_HITS_TOTAL,
+        "Answers served from the response cache, by use"
+    );
+    describe_counter!(ALERTS_TOTAL, "Rate alerts raised or cleared");
+    describe_gauge!(ALERT_ACTIVE, "1 while a rate alert is raised");
     describe_counter!(
         REQUESTS_TOTAL,
         "Finished requests by route, task kind and resolution"
@@ -147,7 +165,55 @@ impl<'r> Observer<'r> {
                 DegradedFrom::Cache => "cache",
                 DegradedFrom::Empty => "empty",
             };
-            counter!(DEGRADED_TOTAL, "route" => route, "from" => from).increment(1);
+            counter!(DEGRADED_TOTAL, "route" => route.clone(), "from" => from).increment(1);
+            if from == "cache" {
+                counter!(CACHE_HITS_TOTAL, "route" => route, "use" => "degradation").increment(1);
+            }
+        }
+    }
+}
+
+/// Reports an idempotent request of `route` answered from the cache before any attempt.
+pub fn cache_first_hit(route: &str) {
+    counter!(CACHE_HITS_TOTAL, "route" => route.to_owned(), "use" => "first").increment(1);
+}
+
+/// Reports a rate alert: a counter, a gauge, and a `tracing` event (target
+/// `breakwater::alert`; `warn` when raised, `info` when cleared).
+pub fn alert(alert: &Alert) {
+    let scope = match &alert.scope {
+        Scope::Key(key) => key.to_string(),
+        Scope::Route(name) => format!("route:{name}"),
+    };
+    let signal = alert.signal.name();
+    match alert.state {
+        AlertState::Raised { cause } => {
+            let cause = cause.map(|c| c.to_string());
+            tracing::warn!(
+                target: "breakwater::alert",
+                scope = %scope,
+                signal,
+                rate = alert.rate,
+                threshold = alert.threshold,
+                samples = alert.samples,
+                cause = cause.as_deref().unwrap_or("unknown"),
+                "{alert}"
+            );
+            counter!(ALERTS_TOTAL, "scope" => scope.clone(), "signal" => signal, "state" => "raised")
+                .increment(1);
+            gauge!(ALERT_ACTIVE, "scope" => scope, "signal" => signal).set(1.0);
+        }
+        AlertState::Cleared => {
+            tracing::info!(
+                target: "breakwater::alert",
+                scope = %scope,
+                signal,
+                rate = alert.rate,
+                "{alert}"
+            );
+            counter!(ALERTS_TOTAL, "scope" => scope.clone(), "signal" => signal, "state" => "cleared")
+                .increment(1);
+            gauge!(ALERT_ACTIVE, "scope" => scope, "signal" => signal).set(0.0);
         }
     }
 }

@@ -266,3 +266,94 @@ async fn a_streamed_answer_is_cached_and_served_to_a_later_stream() {
     assert_eq!(done.text, text);
     server.shutdown().await;
 }
+
+async fn call_first(client: &Client, tenant: &str, options: CallOptions) -> Completion {
+    client
+        .complete_with(
+            "chat",
+            &request(),
+            TaskKind::Interactive,
+            Duration::from_secs(5),
+            options.tenant(tenant),
+            |_| {},
+        )
+        .await
+        .expect("an answer")
+}
+
+#[tokio::test]
+async fn cache_first_answers_an_idempotent_request_before_any_attempt() {
+    // The server answers twice; a third request would get the script's 500.
+    let server = FakeServer::start(vec![
+        json(200, &[], fake::ANTHROPIC_OK),
+        json(200, &[], fake::ANTHROPIC_OK),
+    ])
+    .await;
+    let cache = ResponseCache::new(Duration::from_secs(20 * 60), 100);
+    let client = client(&server.url(), &dead_url().await, Some(cache.clone()));
+
+    // A miss runs the chain and stores the answer.
+    let first = call_first(&client, "acme", CallOptions::new().cache_first()).await;
+    assert_eq!(first.text, "Hello from Claude");
+    assert!(first.from_cache.is_none() && first.attempts == 1);
+
+    // A hit returns at once: no attempt, not degraded, flagged with its age.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let hit = call_first(&client, "acme", CallOptions::new().cache_first()).await;
+    assert_eq!(hit.text, "Hello from Claude");
+    assert_eq!((hit.attempts, hit.is_degraded()), (0, false));
+    assert!(hit.history.is_empty());
+    let from = hit.from_cache.expect("from the cache");
+    assert_eq!(from.key, Key::new("a", "m-a"));
+    assert!(from.age >= Duration::from_millis(30), "{:?}", from.age);
+    assert_eq!(server.received().len(), 1, "the hit sent nothing");
+
+    // Another tenant's identical request misses and goes to the provider.
+    let other = call_first(&client, "globex", CallOptions::new().cache_first()).await;
+    assert!(other.from_cache.is_none());
+    assert_eq!(server.received().len(), 2);
+
+    // Without cache-first, the cache serves only on degradation: the chain runs (and
+    // meets the script's end, then the dead second step, so it degrades to the cache).
+    let plain = call(&client, "acme").await;
+    assert!(plain.is_degraded() && plain.from_cache.is_some());
+    assert_eq!(server.received().len(), 3);
+
+    // The two uses are counted apart.
+    let metrics = client.metrics();
+    assert_eq!(metrics.cache_first_hits, 1);
+    assert_eq!(metrics.degraded_cache, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_explicit_cache_key_is_shared_by_different_requests_of_one_tenant() {
+    let server = FakeServer::start(vec![json(200, &[], fake::ANTHROPIC_OK)]).await;
+    let client = client(
+        &server.url(),
+        &dead_url().await,
+        Some(ResponseCache::default()),
+    );
+    let keyed = || CallOptions::new().cache_first_with_key("daily-digest-2026-11-29");
+    let first = call_first(&client, "acme", keyed()).await;
+    assert!(first.from_cache.is_none());
+    // Another wording under the same key: the same answer, from the cache.
+    let again = client
+        .complete_with(
+            "chat",
+            &Request::new(64).user("Give me today's digest."),
+            TaskKind::Interactive,
+            Duration::from_secs(5),
+            keyed().tenant("acme"),
+            |_| {},
+        )
+        .await
+        .expect("answer");
+    assert_eq!(again.text, "Hello from Claude");
+    assert!(again.from_cache.is_some());
+    // The derived key of the first request is a different entry: no hit.
+    let derived = call_first(&client, "acme", CallOptions::new().cache_first()).await;
+    assert!(derived.from_cache.is_none(), "{derived:?}");
+    assert_eq!(server.received().len(), 2);
+    server.shutdown().await;
+}

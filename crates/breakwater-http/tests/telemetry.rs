@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use breakwater_core::alert::{AlertConfig, Scope, Signal};
 use breakwater_core::{
     Backoff, BreakerConfig, Jitter, Key, Price, PriceTable, Registry, RegistryConfig,
     RequestOptions, RouteConfig, TaskKind, Usage,
@@ -566,4 +567,88 @@ fn the_api_key_shows_nowhere_in_the_layer_or_the_middleware() {
         shown
     });
     assert_no_secret(&rec, &shown);
+}
+
+#[test]
+fn a_retry_rate_above_the_threshold_raises_one_alert_with_its_cause() {
+    let (alerts, rec) = recorded(false, async {
+        // Every request needs a retry: a 503, then the answer.
+        let mut script = Vec::new();
+        for _ in 0..4 {
+            script.push(status(503));
+            script.push(json(200, &[], fake::ANTHROPIC_OK));
+        }
+        let server = FakeServer::start(script).await;
+        let route = RouteConfig::from_toml(
+            r#"
+            name = "chat"
+            [backoff]
+            base_ms = 1
+            cap_ms = 2
+            [[step]]
+            provider = "a"
+            model = "m-a"
+            attempts = 2
+            timeout_ms = 5000
+            "#,
+        )
+        .expect("route");
+        let client = Client::builder()
+            .provider("a", Provider::Anthropic, server.url(), KEY)
+            .route(route)
+            .alerts(AlertConfig {
+                min_attempts: 6,
+                ..AlertConfig::default()
+            })
+            .http_client(
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .expect("reqwest"),
+            )
+            .build()
+            .expect("client");
+        for _ in 0..4 {
+            client
+                .complete(
+                    "chat",
+                    &prompt(),
+                    TaskKind::Interactive,
+                    Duration::from_secs(5),
+                )
+                .await
+                .expect("answered on the retry");
+        }
+        server.shutdown().await;
+        client.alerts()
+    });
+    assert_eq!(
+        alerts,
+        [(Scope::Key(Key::new("a", "m-a")), Signal::RetryRate)]
+    );
+    let labels = [
+        ("scope", "a/m-a"),
+        ("signal", "retry_rate"),
+        ("state", "raised"),
+    ];
+    assert_eq!(
+        rec.counter(telemetry::ALERTS_TOTAL, &labels),
+        1,
+        "raised once"
+    );
+    let active = rec.find(
+        telemetry::ALERT_ACTIVE,
+        &[("scope", "a/m-a"), ("signal", "retry_rate")],
+    );
+    assert!(
+        matches!(active, Some(DebugValue::Gauge(v)) if v.into_inner() == 1.0),
+        "{active:?}"
+    );
+    assert!(rec.trace.contains("WARN"), "{}", rec.trace);
+    assert!(
+        rec.trace
+            .contains("mostly 529/503/5xx/timeouts: provider overload"),
+        "{}",
+        rec.trace
+    );
 }

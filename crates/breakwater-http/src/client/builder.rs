@@ -1,10 +1,11 @@
 //! Building a [`Client`]: providers, routes, the registry, prices, prompt variants.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use breakwater_core::alert::{Alarms, AlertConfig};
 use breakwater_core::route::RouteError;
 use breakwater_core::{Metrics, PriceTable, Registry, RegistryConfig, Route, RouteConfig};
 use parking_lot::Mutex;
@@ -15,6 +16,7 @@ use crate::cache::ResponseCache;
 use crate::clock;
 use crate::limits::{DEFAULT_ERROR_BODY_LIMIT, DEFAULT_RESPONSE_LIMIT};
 use crate::queue::Queue;
+use crate::validate::Validator;
 use crate::wire::{PromptVariant, PromptVariants, Provider};
 
 /// An API key. Its `Debug` and `Display` never show it.
@@ -99,6 +101,16 @@ pub enum BuildError {
         /// The provider it names.
         provider: String,
     },
+    /// A route or step names a validator that was not registered.
+    #[error("route {route:?} step {step}: no validator named {validator:?}")]
+    UnknownValidator {
+        /// The route.
+        route: String,
+        /// The step's index.
+        step: usize,
+        /// The validator it names.
+        validator: String,
+    },
     /// A route step names a prompt variant that was not configured.
     #[error("route {route:?} step {step}: no prompt variant named {variant:?}")]
     UnknownVariant {
@@ -145,6 +157,9 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     cache: Option<ResponseCache>,
     queue: Option<Queue>,
+    validators: BTreeMap<String, Validator>,
+    alerts: Option<AlertConfig>,
+    alerts_off: bool,
 }
 
 impl ClientBuilder {
@@ -197,6 +212,31 @@ impl ClientBuilder {
         variant: PromptVariant,
     ) -> ClientBuilder {
         self.variants.insert(id, variant);
+        self
+    }
+
+    /// Registers the output validator `name`, which routes and steps name with
+    /// `validator`; `json` is built in (and may be replaced).
+    #[must_use]
+    pub fn validator(mut self, name: impl Into<String>, validator: Validator) -> ClientBuilder {
+        self.validators.insert(name.into(), validator);
+        self
+    }
+
+    /// The thresholds of the rate alerts (retry, fallback and degraded rates over a
+    /// sliding window; see [`breakwater_core::alert`]). On by default with
+    /// [`AlertConfig::default`]: retry rate above 2% per provider/model.
+    #[must_use]
+    pub fn alerts(mut self, config: AlertConfig) -> ClientBuilder {
+        self.alerts = Some(config);
+        self.alerts_off = false;
+        self
+    }
+
+    /// Turns the rate alerts off.
+    #[must_use]
+    pub fn without_alerts(mut self) -> ClientBuilder {
+        self.alerts_off = true;
         self
     }
 
@@ -266,9 +306,18 @@ impl ClientBuilder {
             let entry = provider_entry(&p)?;
             providers.insert(p.name, Arc::new(entry));
         }
+        let mut validators = self.validators;
+        validators
+            .entry("json".to_owned())
+            .or_insert_with(Validator::json);
         let mut routes = HashMap::new();
         for config in &self.routes {
-            let bound = bind(config, &registry, &self.prices, &providers, &self.variants)?;
+            let names = Names {
+                providers: &providers,
+                variants: &self.variants,
+                validators: &validators,
+            };
+            let bound = bind(config, &registry, &self.prices, &names)?;
             if routes.insert(config.name.clone(), bound).is_some() {
                 return Err(BuildError::DuplicateRoute(config.name.clone()));
             }
@@ -298,6 +347,8 @@ impl ClientBuilder {
                 cache: self.cache,
                 queue: self.queue,
                 keys: AtomicU64::new(0),
+                alarms: (!self.alerts_off)
+                    .then(|| Mutex::new(Alarms::new(self.alerts.unwrap_or_default()))),
             }),
         })
     }
@@ -325,13 +376,24 @@ fn provider_entry(p: &ProviderConfig) -> Result<ProviderEntry, BuildError> {
     })
 }
 
+/// What route steps refer to by name.
+struct Names<'a> {
+    providers: &'a HashMap<String, Arc<ProviderEntry>>,
+    variants: &'a PromptVariants,
+    validators: &'a BTreeMap<String, Validator>,
+}
+
 fn bind(
     config: &RouteConfig,
     registry: &Registry,
     prices: &PriceTable,
-    providers: &HashMap<String, Arc<ProviderEntry>>,
-    variants: &PromptVariants,
+    names: &Names<'_>,
 ) -> Result<BoundRoute, BuildError> {
+    let Names {
+        providers,
+        variants,
+        validators,
+    } = *names;
     let route = Route::bind(config, registry, prices).map_err(|source| BuildError::Route {
         route: config.name.clone(),
         source,
@@ -361,9 +423,21 @@ fn bind(
                 )
             }
         };
+        let validator =
+            match step.validator.as_ref().or(config.validator.as_ref()) {
+                None => None,
+                Some(name) => Some(validators.get(name).cloned().ok_or_else(|| {
+                    BuildError::UnknownValidator {
+                        route: config.name.clone(),
+                        step: index,
+                        validator: name.clone(),
+                    }
+                })?),
+            };
         steps.push(Target {
             provider: Arc::clone(provider),
             variant,
+            validator,
         });
     }
     Ok(BoundRoute { route, steps })

@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakwater_core::plan::{DegradedFrom, Finished};
-use breakwater_core::{Action, Deadline, Key, Notice, Plan, Rejection, Resolution, TaskKind, Time};
+use breakwater_core::plan::{DegradedFrom, Finished, History};
+use breakwater_core::{
+    Action, Cost, Deadline, Key, Notice, Plan, Rejection, Resolution, TaskKind, Time,
+};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
 
+use super::options::CacheUse;
 use super::{CallOptions, Client, Completion, Deferred, Error, send};
 use crate::cache::{CacheHit, CacheKey, CachedAnswer};
 use crate::clock;
@@ -28,7 +31,12 @@ pub(super) struct Call<'a> {
 
 impl Call<'_> {
     pub(super) fn cache_key(&self) -> CacheKey {
-        CacheKey::new(&self.options.tenant, self.route, self.request)
+        match &self.options.cache {
+            CacheUse::First { key: Some(key) } => {
+                CacheKey::explicit(&self.options.tenant, self.route, key)
+            }
+            _ => CacheKey::new(&self.options.tenant, self.route, self.request),
+        }
     }
 }
 
@@ -44,6 +52,11 @@ impl Client {
             .routes
             .get(route)
             .ok_or_else(|| Error::UnknownRoute(route.to_owned()))?;
+        if matches!(call.options.cache, CacheUse::First { .. }) {
+            if let Some(done) = self.cache_first(&call) {
+                return Ok(done);
+            }
+        }
         let mut options = call.options.request;
         if options.max_output_tokens == 0 {
             options.max_output_tokens = call.request.max_tokens;
@@ -116,6 +129,7 @@ impl Client {
                 }
             };
             inner.metrics.lock().record(&bound.route, &finished);
+            self.watch(&bound.route, &finished);
             observer.finish(&finished);
             let span = tracing::Span::current();
             span.record("attempts", finished.attempts);
@@ -125,6 +139,34 @@ impl Client {
         }
         .instrument(span)
         .await
+    }
+
+    /// An idempotent call's answer from the cache, before any attempt, if it holds one.
+    fn cache_first(&self, call: &Call<'_>) -> Option<Completion> {
+        let (hit, age) = self.lookup(call, clock::read().now)?;
+        self.inner.metrics.lock().record_cache_first_hit();
+        crate::telemetry::cache_first_hit(call.route);
+        tracing::debug!(
+            route = call.route,
+            age_ms = age.as_millis() as u64,
+            "cache-first hit"
+        );
+        Some(Completion {
+            text: hit.text.clone(),
+            stop_reason: hit.stop_reason.clone(),
+            usage: TokenUsage::default(),
+            key: None,
+            attempts: 0,
+            fallback: false,
+            cost: Cost::ZERO,
+            elapsed: Duration::ZERO,
+            degraded: None,
+            from_cache: Some(CacheHit {
+                age,
+                key: hit.key.clone(),
+            }),
+            history: History::default(),
+        })
     }
 
     /// The cached answer to `call`, if a cache holds one.

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use breakwater_core::alert::{Alarms, Alert, Scope, Signal};
 use breakwater_core::plan::{EntryEvent, FailReason, History};
 use breakwater_core::rng::SeededRng;
 use breakwater_core::{Cost, Key, Metrics, MetricsSnapshot, Notice, Registry, Route, TaskKind};
@@ -44,7 +45,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 pub use builder::{ApiKey, BuildError, ClientBuilder, ProviderConfig};
 pub use deferred::Deferred;
-pub use options::CallOptions;
+pub use options::{CacheUse, CallOptions};
 pub use stream::{EventStream, StreamEvent};
 
 use crate::cache::{CacheHit, ResponseCache};
@@ -72,6 +73,8 @@ struct Inner {
     queue: Option<Queue>,
     /// Counts the idempotency keys the client made.
     keys: AtomicU64,
+    /// The rate alerts, unless turned off.
+    alarms: Option<Mutex<Alarms>>,
 }
 
 /// A route bound to the registry, with each step's provider and prompt variant
@@ -85,6 +88,8 @@ struct BoundRoute {
 struct Target {
     provider: Arc<ProviderEntry>,
     variant: Option<PromptVariant>,
+    /// The check every answer of this step must pass.
+    validator: Option<crate::validate::Validator>,
 }
 
 /// A provider endpoint ready to send to.
@@ -264,6 +269,31 @@ impl Client {
             defer: true,
         };
         self.run(call, on_notice).await
+    }
+
+    /// Feeds a finished request to the rate alarms and reports what they decide.
+    fn watch(&self, route: &Route, finished: &breakwater_core::Finished) {
+        let Some(alarms) = &self.inner.alarms else {
+            return;
+        };
+        let alerts: Vec<Alert> = {
+            let mut alarms = alarms.lock();
+            alarms.observe(crate::clock::read().now, route, finished);
+            std::iter::from_fn(|| alarms.poll_alert()).collect()
+        };
+        for alert in &alerts {
+            crate::telemetry::alert(alert);
+        }
+    }
+
+    /// The rate alerts raised now (see [`breakwater_core::alert`]).
+    #[must_use]
+    pub fn alerts(&self) -> Vec<(Scope, Signal)> {
+        self.inner
+            .alarms
+            .as_ref()
+            .map(|a| a.lock().raised())
+            .unwrap_or_default()
     }
 
     /// The plan RNG of the next request: the client's seed, on a ChaCha stream of its

@@ -28,6 +28,28 @@ pub struct CallOptions {
     pub idempotency_key: Option<String>,
     /// The core's per-request options (cost ceiling, restarts after tokens, …).
     pub request: RequestOptions,
+    /// Whether the call is idempotent and may be answered from the response cache
+    /// before the chain runs. Default: the cache serves only on degradation.
+    pub cache: CacheUse,
+}
+
+/// When the response cache may answer a call. Either way, a successful answer refreshes
+/// the entry, and both uses share one cache and its TTL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheUse {
+    /// Only when the chain cannot answer and the route's degradation asks for the cache.
+    #[default]
+    OnDegradation,
+    /// First: an idempotent request is looked up before any attempt, and a hit (younger
+    /// than the TTL) returns at once, flagged [`from_cache`](crate::Completion::from_cache)
+    /// with its age. `key`: the cache key to use instead of the one derived from the
+    /// tenant, the route and the normalised request (still scoped to the tenant and
+    /// route). `complete` only: streams always run the chain.
+    First {
+        /// An explicit key, or `None` to derive it from the request.
+        key: Option<String>,
+    },
 }
 
 impl CallOptions {
@@ -48,6 +70,24 @@ impl CallOptions {
     #[must_use]
     pub fn idempotency_key(mut self, key: impl Into<String>) -> CallOptions {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Marks the call idempotent: the cache is consulted before the chain, under the
+    /// key derived from the tenant, the route and the normalised request.
+    #[must_use]
+    pub fn cache_first(mut self) -> CallOptions {
+        self.cache = CacheUse::First { key: None };
+        self
+    }
+
+    /// Marks the call idempotent with an explicit cache key (scoped to the tenant and
+    /// the route): the cache is consulted before the chain.
+    #[must_use]
+    pub fn cache_first_with_key(mut self, key: impl Into<String>) -> CallOptions {
+        self.cache = CacheUse::First {
+            key: Some(key.into()),
+        };
         self
     }
 

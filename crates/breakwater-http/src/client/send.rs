@@ -1,13 +1,14 @@
 //! One attempt: render, send under the attempt's timeout, read, map to an outcome.
 
 use breakwater_core::plan::{EntryEvent, History};
-use breakwater_core::{Attempt, TimeoutPhase};
+use breakwater_core::{Attempt, Outcome, TimeoutPhase};
 use tracing::Instrument;
 use tracing::field::{Empty, display};
 
 use super::{Client, Target, attempt_entry};
 use crate::clock;
 use crate::outcome::{self, Exchange, from_response, from_transport, read_limited};
+use crate::validate::Validator;
 use crate::wire::Request;
 
 impl Client {
@@ -70,7 +71,9 @@ impl Client {
                 Ok(Err(error)) => Exchange::bare(from_transport(&error, phase)),
                 Ok(Ok((status, headers, body))) => {
                     tracing::Span::current().record("status", status);
-                    from_response(provider.kind, status, &headers, &body, clock::read().wall)
+                    let exchange =
+                        from_response(provider.kind, status, &headers, &body, clock::read().wall);
+                    validated(exchange, target.validator.as_ref())
                 }
             }
         }
@@ -78,6 +81,19 @@ impl Client {
         .await;
         (exchange, span)
     }
+}
+
+/// `exchange`, with a successful answer that fails `validator` turned into
+/// [`Outcome::InvalidOutput`]: still billed, but not an answer.
+fn validated(mut exchange: Exchange, validator: Option<&Validator>) -> Exchange {
+    if let (Some(validator), Some(completion)) = (validator, &exchange.completion) {
+        if let Err(invalid) = validator.check(&completion.text) {
+            tracing::info!(validator = invalid.validator, reason = %invalid.reason, "invalid output");
+            exchange.outcome = Outcome::InvalidOutput;
+            exchange.completion = None;
+        }
+    }
+    exchange
 }
 
 /// Records the plan's verdict on attempt `number` (class, tokens, cost) on its span.

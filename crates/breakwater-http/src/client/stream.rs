@@ -218,6 +218,7 @@ impl Client {
             }
         };
         inner.metrics.lock().record(&bound.route, &finished);
+        self.watch(&bound.route, &finished);
         observer.finish(&finished);
         let item = match finished.resolution {
             Resolution::Success { fallback_used, .. } => {
