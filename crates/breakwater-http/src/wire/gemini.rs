@@ -211,7 +211,9 @@ impl<'a> Chunk<'a> {
         let thoughts = opt_u64(value, "/usageMetadata/thoughtsTokenCount")?;
         let output = match (candidates, thoughts) {
             (None, None) => None,
-            (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
+            // Saturating: the counts come off the wire, and two huge ones must not
+            // overflow (they would panic in a debug build).
+            (c, t) => Some(c.unwrap_or(0).saturating_add(t.unwrap_or(0))),
         };
         Ok(Self {
             text,
@@ -288,5 +290,32 @@ impl StreamDecoder {
         }
         self.ended = true;
         Ok(Some(StreamItem::Done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HUGE_COUNTS: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}],
+        "usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":18446744073709551615,"thoughtsTokenCount":1}}"#;
+
+    #[test]
+    fn output_tokens_that_overflow_saturate() {
+        let completion = parse_response(HUGE_COUNTS.as_bytes()).expect("a valid response");
+        assert_eq!(completion.usage.output, u64::MAX);
+        assert_eq!(completion.usage.input, 4);
+
+        let event = SseEvent {
+            event: "message".to_owned(),
+            data: HUGE_COUNTS.to_owned(),
+            id: String::new(),
+            lossy: false,
+        };
+        let items = StreamDecoder::new().decode(&event).expect("a valid chunk");
+        assert!(items.contains(&StreamItem::Usage {
+            input: Some(4),
+            output: Some(u64::MAX),
+        }));
     }
 }
