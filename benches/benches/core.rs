@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use breakwater_benches::route;
 use breakwater_core::budget::{QuotaConfig, RatioConfig, RetryReason, ThrottleConfig};
+use breakwater_core::registry::SharedBudget;
 use breakwater_core::{
     Action, Admit, Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Class, Deadline, Jitter,
     Key, Outcome, Plan, Registry, RegistryConfig, RequestOptions, RetryBudget, TaskKind, Time,
@@ -73,6 +74,18 @@ pub(crate) fn budget(c: &mut Criterion) {
             });
         });
     }
+    // The ratio budget as plans share it: behind the registry's lock.
+    let shared = SharedBudget::new(Budget::new(&BudgetConfig::Ratio(RatioConfig::default())));
+    let mut t = 0u64;
+    group.bench_function("ratio_shared", |b| {
+        b.iter(|| {
+            t += 1_000;
+            let now = Time::from_nanos(t);
+            shared.on_request(now);
+            let withdrawal = shared.try_withdraw(now, RetryReason::Error).ok();
+            shared.on_attempt(now, true, withdrawal);
+        });
+    });
     group.finish();
 }
 

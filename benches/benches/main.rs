@@ -3,9 +3,11 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod adapter;
 mod core;
 mod peers;
 mod sim;
+mod tower_peers;
 
 criterion_group!(
     benches,
@@ -15,8 +17,11 @@ criterion_group!(
     core::plan,
     core::registry,
     peers::breakers,
+    tower_peers::breaker,
     peers::backoff,
+    tower_peers::budget,
     peers::contention,
+    adapter::adapter,
     sim::engine
 );
 criterion_main!(benches);

@@ -1,6 +1,9 @@
 //! Shared set-up for Breakwater's benchmarks and allocation tests: the routes and
 //! registries the benches measure, built the same way every time.
 
+pub mod adapter;
+pub mod loopback;
+
 use std::time::Duration;
 
 use breakwater_core::route::RouteConfig;
