@@ -33,7 +33,7 @@ pub(crate) async fn handle(
         Ok(endpoint) => endpoint,
         Err(Miss::NotFound) => {
             let message = format!(
-                "Invalid URL ({} {}): serve answers POST /v1/messages, POST /v1/chat/completions and POST /v1beta/models/{{model}}:generateContent (or :streamGenerateContent?alt=sse), each also under /<provider>/",
+                "Invalid URL ({} {}): serve answers POST /v1/messages, POST /v1/chat/completions and POST /v1beta/models/{{model}}:generateContent (or :streamGenerateContent?alt=sse; /v1/models/ too), each also under /<provider>/",
                 parts.method,
                 parts.uri.path()
             );
@@ -289,7 +289,8 @@ async fn wait_or_leave(
         () = shared.clock.sleep_until(t) => true,
         () = tx.closed() => false,
         () = shared.stopped() => {
-            let _ = tx.try_send(Err(Severed));
+            // Cut the connection rather than end the body as if it were complete.
+            let _ = tx.send(Err(Severed)).await;
             false
         }
     }

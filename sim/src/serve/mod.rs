@@ -26,9 +26,9 @@
 //!
 //! | wire | endpoint | key |
 //! |---|---|---|
-//! | Anthropic Messages | `POST /v1/messages` | `x-api-key` (and `anthropic-version`) |
+//! | Anthropic Messages | `POST /v1/messages` | `x-api-key` or `Authorization: Bearer …` (and `anthropic-version`) |
 //! | OpenAI Chat Completions | `POST /v1/chat/completions` | `Authorization: Bearer …` |
-//! | Gemini | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` | `x-goog-api-key` or `?key=` |
+//! | Gemini | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` (also under `/v1/models/`) | `x-goog-api-key` or `?key=` |
 //!
 //! Any non-empty key is accepted. A request names a model of the scenario: at the root
 //! (`http://addr/v1/messages`) the model name must belong to exactly one provider; under

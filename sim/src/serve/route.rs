@@ -6,6 +6,7 @@
 //! | `POST /v1/chat/completions` | OpenAI | Chat Completions (likewise) |
 //! | `POST /v1beta/models/{model}:generateContent` | Gemini | generateContent |
 //! | `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` | Gemini | the same, streamed |
+//! | `POST /v1/models/{model}:…` | Gemini | the same (the stable API version, which newer SDKs use) |
 //!
 //! A new endpoint (the batch APIs, say) is a new [`Operation`] and a new arm in
 //! [`parse`]; the exchange matches on the operation.
@@ -62,7 +63,7 @@ pub(crate) fn parse(method: &str, path: &str) -> Result<Endpoint, Miss> {
     let (wire, operation) = match rest.split('/').collect::<Vec<_>>().as_slice() {
         ["v1", "messages"] => (Wire::Anthropic, Operation::Generate),
         ["v1", "chat", "completions"] => (Wire::OpenAi, Operation::Generate),
-        ["v1beta", "models", call] => {
+        ["v1beta" | "v1", "models", call] => {
             let call = percent_decode(call);
             let Some((model, method)) = call.rsplit_once(':') else {
                 return Err(Miss::BadGeminiMethod(call));
@@ -143,6 +144,8 @@ mod tests {
                 stream: true
             }
         );
+        let ep = parse("POST", "/g/v1/models/gemini-2.5-flash:generateContent").unwrap();
+        assert_eq!((ep.prefix.as_deref(), ep.wire), (Some("g"), Wire::Gemini));
         let ep = parse("POST", "/g/v1beta/models/my%20model%3AgenerateContent").unwrap();
         assert_eq!(ep.prefix.as_deref(), Some("g"));
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Anthropic Messages, server side (`POST /v1/messages`, `anthropic-version: 2023-06-01`).
 //!
-//! - Request: `x-api-key` and `anthropic-version` headers; body `model`, `max_tokens`
+//! - Request: `x-api-key` (or `Authorization: Bearer`, as newer SDKs send the key)
+//!   and `anthropic-version` headers; body `model`, `max_tokens`
 //!   (required, ≥ 1), `messages: [{role, content}]` (required, non-empty), `system`,
 //!   `stream`.
 //! - Answer: `{"id", "type": "message", "role": "assistant", "model", "content": [{"type":

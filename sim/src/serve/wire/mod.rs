@@ -130,9 +130,17 @@ impl Wire {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
+        let bearer = || {
+            key("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .filter(|token| !token.trim().is_empty())
+        };
         match self {
             Wire::Anthropic => {
-                key("x-api-key").ok_or(Problem::Unauthenticated)?;
+                // Newer Anthropic SDKs send the key as a bearer token.
+                key("x-api-key")
+                    .or_else(bearer)
+                    .ok_or(Problem::Unauthenticated)?;
                 if key("anthropic-version").is_none() {
                     return Err(Problem::BadRequest(
                         "anthropic-version: header is required".into(),
@@ -140,11 +148,7 @@ impl Wire {
                 }
                 Ok(())
             }
-            Wire::OpenAi => key("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .filter(|token| !token.trim().is_empty())
-                .map(|_| ())
-                .ok_or(Problem::Unauthenticated),
+            Wire::OpenAi => bearer().map(|_| ()).ok_or(Problem::Unauthenticated),
             Wire::Gemini => {
                 let in_query = super::route::query_param(query, "key").filter(|k| !k.is_empty());
                 if key("x-goog-api-key").is_some() || in_query.is_some() {

@@ -334,7 +334,15 @@ fn keys_are_required_and_must_not_be_empty() {
         Ok(())
     );
     assert_eq!(
+        Wire::Anthropic.check_headers(&headers(&[("authorization", "Bearer k"), version]), None),
+        Ok(())
+    );
+    assert_eq!(
         Wire::Anthropic.check_headers(&headers(&[version]), None),
+        Err(Problem::Unauthenticated)
+    );
+    assert_eq!(
+        Wire::Anthropic.check_headers(&headers(&[("authorization", "Bearer "), version]), None),
         Err(Problem::Unauthenticated)
     );
     assert_eq!(
