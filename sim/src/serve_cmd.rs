@@ -119,7 +119,7 @@ fn serve_banner(config: &ServeConfig) -> Vec<String> {
     let speed = config.speed;
     let start = config.start.as_secs_f64();
     let mut lines = vec![
-        "  endpoints: POST /v1/messages (Anthropic), POST /v1/chat/completions (OpenAI), POST /v1beta/models/{model}:generateContent | :streamGenerateContent?alt=sse (Gemini); any non-empty key".to_owned(),
+        "  endpoints: POST /v1/messages (Anthropic), POST /v1/chat/completions (OpenAI), POST /v1beta/models/{model}:generateContent | :streamGenerateContent?alt=sse (Gemini, also under /v1/models/); any non-empty key".to_owned(),
         format!(
             "  {:?} at {speed}x from {start} s virtual{}",
             config.scenario.name,
