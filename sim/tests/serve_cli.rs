@@ -83,6 +83,10 @@ fn bad_cli_flags_exit_with_2() {
         &["serve", "--json"],
         &["run", "--addr", "127.0.0.1:0"],
         &["serve", "/no/such/scenario.toml"],
+        &[
+            "serve",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/brooker-occ.toml"),
+        ],
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakwater-sim"))
             .args(args)

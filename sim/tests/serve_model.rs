@@ -211,3 +211,38 @@ async fn queues_outages_and_clients_that_leave() {
     assert_eq!((stats[1].1.connect_failed, stats[2].1.hung), (1, 1));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn bad_configs_are_refused() {
+    use breakwater_sim::scenario::Scenario;
+    use breakwater_sim::serve::{ServeConfig, ServeError, Server};
+    let addr = "127.0.0.1:0".parse().expect("loopback");
+    let scenario = Scenario::from_toml(SLOW).expect("parses");
+    for speed in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let config = ServeConfig::new(scenario.clone()).speed(speed);
+        assert!(matches!(
+            Server::bind(addr, config).await,
+            Err(ServeError::Speed(_))
+        ));
+    }
+    let far = ServeConfig::new(scenario.clone()).start(Duration::from_secs(u64::MAX));
+    assert!(matches!(
+        Server::bind(addr, far).await,
+        Err(ServeError::Start)
+    ));
+    let rows = Scenario::from_toml(include_str!("../scenarios/brooker-occ.toml")).expect("parses");
+    let config = ServeConfig::new(rows);
+    assert!(matches!(
+        Server::bind(addr, config).await,
+        Err(ServeError::NothingToServe)
+    ));
+    // A taken port is a bind error naming the address.
+    let taken = start(SLOW, |c| c).await;
+    match Server::bind(taken.local_addr(), ServeConfig::new(scenario)).await {
+        Err(e @ ServeError::Bind { .. }) => {
+            assert!(e.to_string().contains(&taken.local_addr().to_string()))
+        }
+        other => panic!("{other:?}"),
+    }
+    taken.shutdown().await;
+}

@@ -190,6 +190,9 @@ impl Server {
             return Err(ServeError::Speed(config.speed));
         }
         let start = u64::try_from(config.start.as_nanos()).map_err(|_| ServeError::Start)?;
+        if catalog::Catalog::of(&config.scenario).models().is_empty() {
+            return Err(ServeError::NothingToServe);
+        }
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
@@ -204,9 +207,6 @@ impl Server {
             config.body_limit,
         ));
         let models = shared.catalog.models();
-        if models.is_empty() {
-            return Err(ServeError::NothingToServe);
-        }
         let mut tasks = vec![
             tokio::spawn(state::drive(Arc::clone(&shared))),
             tokio::spawn(http::accept(listener, Arc::clone(&shared))),
