@@ -9,9 +9,12 @@
 //! - [`measure`]: per-policy collectors that turn requests and attempts into a
 //!   [`measure::PolicyReport`];
 //! - [`report`]: the table, JSON, CSV and SVG outputs;
-//! - [`dist`]: the random distributions, all drawing from an injected RNG.
+//! - [`dist`]: the random distributions, all drawing from an injected RNG;
+//! - [`serve`]: the provider models as a live HTTP server on loopback, in real time.
 //!
-//! Nothing here reads a clock or a global RNG, and no order depends on hash iteration.
+//! Nothing here reads a clock or a global RNG, and no order depends on hash iteration —
+//! except `serve`, which runs the same models in real time and reads the clock in one
+//! place (`serve::clock`).
 
 pub mod dist;
 pub mod engine;
@@ -20,6 +23,7 @@ pub mod policy;
 pub mod provider;
 pub mod report;
 pub mod scenario;
+pub mod serve;
 pub mod sweep;
 pub mod validate;
 pub mod workload;

@@ -8,8 +8,13 @@ use breakwater_sim::engine::{PolicyRun, run_all};
 use breakwater_sim::policy::PolicySetup;
 use breakwater_sim::report::{Meta, csv, describe, json, svg_plots, table};
 use breakwater_sim::scenario::{DEFAULT_SCENARIO, Preset, Scenario};
+use breakwater_sim::serve;
+
+mod serve_cmd;
+
 use breakwater_sim::sweep::{Param, sweep};
 use breakwater_sim::validate;
+use serve_cmd::{ServeArgs, serve_command};
 
 const HELP: &str = "\
 breakwater-sim: replay 429/529 storms against retry policies, deterministically
@@ -29,6 +34,10 @@ COMMANDS:
     validate   reproduce published results: Brooker's backoff-and-jitter experiment
                and the closed-form retry amplification; prints ours beside theirs
     describe   print what a scenario contains
+    serve      answer HTTP requests with the scenario's provider models and storms in
+               real time, in the Anthropic, OpenAI and Gemini wire formats; prints
+               its address first (\"listening on http://127.0.0.1:PORT\"), stops on
+               Ctrl-C or after --duration
 
 OPTIONS:
     --json          print JSON instead of the table
@@ -38,6 +47,11 @@ OPTIONS:
     --stats         print simulator throughput (events/s) to stderr
     --threads N     worker threads (default: all cores)
     --runs N        validate: seeds per Brooker strategy (default 100)
+    --addr ADDR     serve: the address to listen on (default 127.0.0.1:0, any free port)
+    --speed X       serve: virtual seconds per real second (default 1; 10 plays a
+                    60 s storm in 6 s, dividing latencies and Retry-After by 10)
+    --from SPAN     serve: start the timeline at this virtual time (e.g. 115s)
+    --duration SPAN serve: stop after this much real time (500ms, 60s, 2m, 1h)
     -h, --help      this text
 
 The same scenario and seed give byte-identical output on every run.";
@@ -55,6 +69,7 @@ struct Args {
     runs: u32,
     policies: Vec<String>,
     params: Vec<String>,
+    serve: ServeArgs,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,7 +80,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1).peekable();
     if let Some(first) = it.peek()
-        && ["run", "compare", "sweep", "validate", "describe"].contains(&first.as_str())
+        && ["run", "compare", "sweep", "validate", "describe", "serve"].contains(&first.as_str())
     {
         args.command = it.next().unwrap_or_default();
     }
@@ -100,6 +115,29 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--runs needs a number")?
             }
             "--policy" => args.policies.push(value("--policy")?),
+            "--addr" => args.serve.addr = Some(value("--addr")?),
+            "--speed" => {
+                let text = value("--speed")?;
+                args.serve.speed = Some(
+                    text.parse::<f64>()
+                        .ok()
+                        .filter(|x| x.is_finite() && *x > 0.0)
+                        .ok_or_else(|| {
+                            format!("--speed needs a number above zero, found {text:?}")
+                        })?,
+                )
+            }
+            "--from" => {
+                args.serve.from = Some(
+                    serve::parse_duration(&value("--from")?).map_err(|e| format!("--from: {e}"))?,
+                )
+            }
+            "--duration" => {
+                args.serve.duration = Some(
+                    serve::parse_duration(&value("--duration")?)
+                        .map_err(|e| format!("--duration: {e}"))?,
+                )
+            }
             "--param" => args.params.push(value("--param")?),
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option {flag} (see --help)"));
@@ -163,7 +201,11 @@ fn threads(args: &Args) -> usize {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if args.command != "serve" && args.serve.any() {
+        return Err("--addr, --speed, --from and --duration are options of `serve`".to_owned());
+    }
     match args.command.as_str() {
+        "serve" => serve_command(args),
         "describe" => {
             print!("{}", describe(&load(args)?));
             Ok(())

@@ -440,7 +440,7 @@ impl<'r> Sim<'r> {
                 );
                 at <= timeout_at
             }
-            Arrival::Started(Started { id, done_at }) => {
+            Arrival::Started(Started { id, done_at, .. }) => {
                 self.track_job(provider, id, idx, attempt_gen);
                 self.queue
                     .schedule(done_at, Ev::ServiceDone { provider, id });

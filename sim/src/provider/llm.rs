@@ -194,9 +194,13 @@ impl LlmServer {
         let ttft = self.spec.ttft_ms.sample(rng);
         let per_token = self.spec.per_token_ms.sample(rng);
         let ms = (ttft + f64::from(output) * per_token) * factor;
+        let done_at = now + Duration::from_nanos(ms_to_nanos(ms));
         Started {
             id,
-            done_at: now + Duration::from_nanos(ms_to_nanos(ms)),
+            // The same draws: the first token's time is derived, never drawn, so the
+            // simulator's random streams are unchanged.
+            first_token_at: (now + Duration::from_nanos(ms_to_nanos(ttft * factor))).min(done_at),
+            done_at,
         }
     }
 

@@ -199,6 +199,7 @@ fn service_time_is_ttft_plus_tokens() {
     let mut rng = seeded(1);
     let a = started(s.on_arrival(Time::ZERO, ATTEMPT, &mut rng));
     assert_eq!(a.done_at, Time::from_millis(200)); // 100 + 10 × 10
+    assert_eq!(a.first_token_at, Time::from_millis(100)); // the ttft
     let d = s.on_service_done(a.done_at, a.id, &mut rng).unwrap();
     assert_eq!(
         d.response,
@@ -209,6 +210,7 @@ fn service_time_is_ttft_plus_tokens() {
     );
     let b = started(s.on_arrival(Time::from_secs(5), ATTEMPT, &mut rng));
     assert_eq!(b.done_at, Time::from_millis(5_600));
+    assert_eq!(b.first_token_at, Time::from_millis(5_300)); // the storm slows both
 }
 
 #[test]

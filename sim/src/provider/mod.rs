@@ -136,6 +136,9 @@ pub enum Arrival {
 pub struct Started {
     /// The job.
     pub id: ServiceId,
+    /// When the first output token is ready (`done_at` for models without tokens): a
+    /// live driver paces a stream between it and `done_at`.
+    pub first_token_at: Time,
     /// When its service ends.
     pub done_at: Time,
 }

@@ -68,7 +68,11 @@ impl RowServer {
             None => {
                 let done_at = now + self.hop(now, rng);
                 let id = self.jobs.insert((spec.row, false));
-                Arrival::Started(Started { id, done_at })
+                Arrival::Started(Started {
+                    id,
+                    first_token_at: done_at,
+                    done_at,
+                })
             }
         }
     }

@@ -1,0 +1,100 @@
+//! The `serve` command of the built binary: its address first, its stop after
+//! `--duration`, and exit code 2 for bad flags.
+
+mod serve_common;
+
+use std::time::Duration;
+
+use breakwater_http::wire::Provider;
+use serve_common::{hello, send};
+
+#[test]
+fn the_cli_prints_its_address_and_stops_after_its_duration() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/serve-529.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_breakwater-sim"))
+        .args([
+            "serve",
+            scenario,
+            "--addr",
+            "127.0.0.1:0",
+            "--speed",
+            "10",
+            "--duration",
+            "1500ms",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("a first line");
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("the address first")
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let rest = std::thread::spawn(move || {
+        out.lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        send(&url, Provider::OpenAi, "gpt-4o-mini", &hello(), false)
+            .await
+            .status()
+    });
+    assert_eq!(status, 200);
+    // It stops by itself; a generous bound keeps a broken build from hanging the suite.
+    let mut polls = 0;
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        polls += 1;
+        if polls > 3_000 {
+            let _ = child.kill();
+            panic!("serve did not stop after --duration");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let rest = rest.join().expect("stdout reader");
+    assert!(exit.success(), "{exit:?}\n{rest}");
+    assert!(
+        rest.contains("anthropic/claude-sonnet-4-5") && rest.contains("stopped at"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn bad_cli_flags_exit_with_2() {
+    for args in [
+        &["serve", "--speed", "0"][..],
+        &["serve", "--speed", "fast"],
+        &["serve", "--duration", "soon"],
+        &["serve", "--addr", "not-an-address"],
+        &["serve", "--json"],
+        &["run", "--addr", "127.0.0.1:0"],
+        &["serve", "/no/such/scenario.toml"],
+        &[
+            "serve",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/brooker-occ.toml"),
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakwater-sim"))
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("breakwater-sim: "), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
