@@ -106,7 +106,17 @@ fn states_move_pending_to_done_or_dead_once() {
     let a = queue.enqueue(&task("a")).unwrap().id;
     let b = queue.enqueue(&task("b")).unwrap().id;
     let c = queue.enqueue(&task("c")).unwrap().id;
-    queue.mark_done(a, "the answer", "p/m", 5).unwrap();
+    let billed = Billed {
+        usage: breakwater_core::Usage::new(10, 2),
+        cost: breakwater_core::Cost::from_nanodollars(60),
+        synchronous_cost: breakwater_core::Cost::from_nanodollars(120),
+    };
+    let answer = Answer {
+        text: "the answer",
+        by: "p/m",
+        billed,
+    };
+    queue.mark_done(a, answer, 5).unwrap();
     assert_eq!(
         queue.requeue(b, "exhausted", 3, 6).unwrap(),
         TaskState::Pending
@@ -129,6 +139,8 @@ fn states_move_pending_to_done_or_dead_once() {
     assert_eq!(a.result.as_deref(), Some("the answer"));
     assert_eq!(a.answered_by.as_deref(), Some("p/m"));
     assert_eq!(a.updated_at_ms, 5);
+    assert_eq!(a.billed, Some(billed));
+    assert_eq!(billed.saving().nanodollars(), 60);
     let b = queue.get("b").unwrap().unwrap();
     assert_eq!((b.state, b.task.attempts), (TaskState::Dead, 3));
     assert_eq!(b.reason.as_deref(), Some("exhausted"));
@@ -278,7 +290,7 @@ fn files_that_are_not_a_whole_queue_are_refused() {
             error,
             QueueError::TooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
