@@ -375,7 +375,7 @@ fn multipart_file(request: &Received) -> Vec<u8> {
     let end = file
         .find(&format!("\r\n--{boundary}--"))
         .expect("closing boundary");
-    file[start..end].as_bytes().to_vec()
+    file.as_bytes()[start..end].to_vec()
 }
 
 /// A client with route `jobs` of one step at `url`, priced $3/$15 per million.
@@ -580,12 +580,15 @@ async fn custom_ids_map_results_back_whatever_their_order() {
         assert_eq!(state(&queue, key).2, Some(format!("answer to {text}")));
     }
     // The custom ids sent are the task ids, and the results came back reversed.
-    let held = &state_.lock().batches["msgbatch_1"];
+    let sent: Vec<String> = state_.lock().batches["msgbatch_1"]
+        .items
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
     let ids: Vec<i64> = keys
         .iter()
         .map(|k| queue.get(k).expect("read").expect("stored").id)
         .collect();
-    let sent: Vec<String> = held.items.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(
         sent,
         ids.iter().map(|id| format!("bw-{id}")).collect::<Vec<_>>()

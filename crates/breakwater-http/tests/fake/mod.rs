@@ -31,6 +31,9 @@ pub(crate) enum Reply {
     CloseAtOnce,
 }
 
+/// Makes the reply to a request, given the server's own URL.
+pub(crate) type Handler = Arc<dyn Fn(&Received, &str) -> Reply + Send + Sync>;
+
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
@@ -99,9 +102,7 @@ impl FakeServer {
 
     /// Answers each request with what `handler` makes of it (given the server's own
     /// URL), for servers that keep state between requests.
-    pub(crate) async fn start_with(
-        handler: Arc<dyn Fn(&Received, &str) -> Reply + Send + Sync>,
-    ) -> FakeServer {
+    pub(crate) async fn start_with(handler: Handler) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
