@@ -2,6 +2,23 @@
 //!
 //! Money is counted in whole nanodollars ([`Cost`]), so sums are exact and the same on
 //! every machine: $3 per million tokens is 3,000 nanodollars a token.
+//!
+//! Each [`Price`] also knows its batch price: what the providers' asynchronous batch
+//! APIs (Anthropic Message Batches, the OpenAI Batch API) charge for the same tokens.
+//! Both bill batches at half the standard price, which is the default
+//! ([`BATCH_DISCOUNT`]); a model whose batch price differs sets its own. A
+//! [`BatchCost`] holds what a batch result cost beside what the same tokens would have
+//! cost synchronously, so reports can show the saving.
+//!
+//! ```
+//! use breakwater_core::{Cost, Price, Usage};
+//!
+//! let sonnet = Price::per_million(3.0, 15.0);
+//! let bill = sonnet.batch_cost(Usage::new(2_000, 500));
+//! assert_eq!(bill.batch, Cost::from_dollars(0.00675));
+//! assert_eq!(bill.synchronous, Cost::from_dollars(0.0135));
+//! assert_eq!(bill.saving(), Cost::from_dollars(0.00675));
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -71,6 +88,12 @@ impl Cost {
     pub const fn saturating_add(self, other: Cost) -> Cost {
         Cost(self.0.saturating_add(other.0))
     }
+
+    /// The difference, or zero when `other` is larger.
+    #[must_use]
+    pub const fn saturating_sub(self, other: Cost) -> Cost {
+        Cost(self.0.saturating_sub(other.0))
+    }
 }
 
 impl Add for Cost {
@@ -92,7 +115,15 @@ impl fmt::Display for Cost {
     }
 }
 
-/// A model's list price in dollars per million tokens.
+/// The share of the standard price that both Anthropic and OpenAI charge for a batch
+/// request: half. A [`Price`] without a batch price of its own uses it.
+pub const BATCH_DISCOUNT: f64 = 0.5;
+
+/// A model's list price in dollars per million tokens, and its batch price.
+///
+/// In TOML the batch price is optional (`batch_input_per_mtok`,
+/// `batch_output_per_mtok`); each one missing is [`BATCH_DISCOUNT`] times the standard
+/// price.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
@@ -100,26 +131,105 @@ pub struct Price {
     pub input_per_mtok: f64,
     /// Dollars per million output tokens.
     pub output_per_mtok: f64,
+    /// Dollars per million input tokens sent through a batch API; `None`: half of
+    /// `input_per_mtok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_input_per_mtok: Option<f64>,
+    /// Dollars per million output tokens of a batch result; `None`: half of
+    /// `output_per_mtok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_output_per_mtok: Option<f64>,
 }
 
 impl Price {
-    /// A price of `input` and `output` dollars per million tokens.
+    /// A price of `input` and `output` dollars per million tokens, batches at half.
     #[must_use]
     pub const fn per_million(input_per_mtok: f64, output_per_mtok: f64) -> Price {
         Price {
             input_per_mtok,
             output_per_mtok,
+            batch_input_per_mtok: None,
+            batch_output_per_mtok: None,
         }
+    }
+
+    /// This price with its own batch price, `input` and `output` dollars per million
+    /// tokens, instead of half the standard one.
+    #[must_use]
+    pub const fn with_batch(mut self, input_per_mtok: f64, output_per_mtok: f64) -> Price {
+        self.batch_input_per_mtok = Some(input_per_mtok);
+        self.batch_output_per_mtok = Some(output_per_mtok);
+        self
     }
 
     /// What `usage` costs at this price, to the nanodollar.
     #[must_use]
     pub fn cost(&self, usage: Usage) -> Cost {
-        // $/Mtok × 1000 = nanodollars per token.
-        let per_token = |dollars_per_mtok: f64| (dollars_per_mtok * 1000.0).max(0.0);
-        let n = f64::from(usage.input_tokens) * per_token(self.input_per_mtok)
-            + f64::from(usage.output_tokens) * per_token(self.output_per_mtok);
-        Cost(n.round() as u64)
+        cost_at(self.input_per_mtok, self.output_per_mtok, usage)
+    }
+
+    /// The batch price as a standard one: the explicit batch price where set, else
+    /// [`BATCH_DISCOUNT`] times the standard price.
+    #[must_use]
+    pub fn batch(&self) -> Price {
+        Price::per_million(
+            self.batch_input_per_mtok
+                .unwrap_or(self.input_per_mtok * BATCH_DISCOUNT),
+            self.batch_output_per_mtok
+                .unwrap_or(self.output_per_mtok * BATCH_DISCOUNT),
+        )
+    }
+
+    /// What `usage` costs through a batch API, beside what it would have cost
+    /// synchronously.
+    #[must_use]
+    pub fn batch_cost(&self, usage: Usage) -> BatchCost {
+        BatchCost {
+            batch: self.batch().cost(usage),
+            synchronous: self.cost(usage),
+        }
+    }
+}
+
+/// `usage` at `input` and `output` dollars per million tokens, to the nanodollar.
+fn cost_at(input_per_mtok: f64, output_per_mtok: f64, usage: Usage) -> Cost {
+    // $/Mtok × 1000 = nanodollars per token.
+    let per_token = |dollars_per_mtok: f64| (dollars_per_mtok * 1000.0).max(0.0);
+    let n = f64::from(usage.input_tokens) * per_token(input_per_mtok)
+        + f64::from(usage.output_tokens) * per_token(output_per_mtok);
+    Cost(n.round() as u64)
+}
+
+/// What a batch result cost, and what the same tokens would have cost synchronously.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BatchCost {
+    /// At the batch price: what was billed.
+    pub batch: Cost,
+    /// At the standard price: what a synchronous call would have been billed.
+    pub synchronous: Cost,
+}
+
+impl BatchCost {
+    /// What the batch saved (zero if a batch price was set above the standard one).
+    #[must_use]
+    pub const fn saving(&self) -> Cost {
+        self.synchronous.saturating_sub(self.batch)
+    }
+}
+
+impl Add for BatchCost {
+    type Output = BatchCost;
+    fn add(self, other: BatchCost) -> BatchCost {
+        BatchCost {
+            batch: self.batch + other.batch,
+            synchronous: self.synchronous + other.synchronous,
+        }
+    }
+}
+
+impl AddAssign for BatchCost {
+    fn add_assign(&mut self, other: BatchCost) {
+        *self = *self + other;
     }
 }
 
@@ -187,6 +297,81 @@ mod tests {
         }
         assert_eq!(Cost::from_dollars(-5.0), Cost::ZERO);
         assert_eq!(Cost(u64::MAX) + Cost(1), Cost(u64::MAX));
+    }
+
+    #[test]
+    fn batches_cost_half_by_default() {
+        let sonnet = Price::per_million(3.0, 15.0);
+        assert_eq!(sonnet.batch(), Price::per_million(1.5, 7.5));
+        let bill = sonnet.batch_cost(Usage::new(1_000_000, 1_000_000));
+        assert_eq!(bill.batch, Cost::from_dollars(9.0));
+        assert_eq!(bill.synchronous, Cost::from_dollars(18.0));
+        assert_eq!(bill.saving(), Cost::from_dollars(9.0));
+        // Odd token counts: each side is rounded once, to the nanodollar.
+        let mini = Price::per_million(0.15, 0.6);
+        let bill = mini.batch_cost(Usage::new(3, 1));
+        assert_eq!(bill.synchronous.nanodollars(), 1_050);
+        assert_eq!(bill.batch.nanodollars(), 525);
+    }
+
+    #[test]
+    fn an_explicit_batch_price_wins() {
+        let odd = Price::per_million(2.0, 8.0).with_batch(1.2, 8.0);
+        let bill = odd.batch_cost(Usage::new(1_000_000, 1_000_000));
+        assert_eq!(bill.batch, Cost::from_dollars(9.2));
+        assert_eq!(bill.saving(), Cost::from_dollars(0.8));
+        // A batch price above the standard one saves nothing rather than wrapping.
+        let dearer = Price::per_million(1.0, 1.0).with_batch(2.0, 2.0);
+        assert_eq!(dearer.batch_cost(Usage::new(10, 10)).saving(), Cost::ZERO);
+        let mut sum = BatchCost::default();
+        sum += bill;
+        sum += bill;
+        assert_eq!(sum.batch, Cost::from_dollars(18.4));
+    }
+
+    #[test]
+    fn nonsense_batch_prices_do_not_panic() {
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            let price = Price::per_million(bad, bad);
+            let _ = price.batch_cost(Usage::new(u32::MAX, u32::MAX));
+            let _ = Price::per_million(1.0, 1.0)
+                .with_batch(bad, bad)
+                .batch_cost(Usage::new(u32::MAX, 1));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_default_batch_never_costs_more_and_the_saving_adds_up(
+            input in 0u32..=u32::MAX,
+            output in 0u32..=u32::MAX,
+            input_price in 0.0f64..100.0,
+            output_price in 0.0f64..100.0,
+        ) {
+            let bill = Price::per_million(input_price, output_price)
+                .batch_cost(Usage::new(input, output));
+            proptest::prop_assert!(bill.batch <= bill.synchronous);
+            proptest::prop_assert_eq!(bill.batch + bill.saving(), bill.synchronous);
+        }
+    }
+
+    #[test]
+    fn batch_prices_read_from_toml() {
+        let table: PriceTable = toml::from_str(
+            "[\"gpt-4o\"]\ninput_per_mtok = 2.5\noutput_per_mtok = 10.0\n\
+             batch_output_per_mtok = 6.0\n",
+        )
+        .unwrap();
+        let price = table.price("gpt-4o").unwrap();
+        assert_eq!(price.batch(), Price::per_million(1.25, 6.0));
+        let unknown = toml::from_str::<PriceTable>(
+            "[\"m\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 1.0\nbatch_discount = 0.5\n",
+        );
+        assert!(unknown.is_err());
+        assert_eq!(
+            toml::to_string(&PriceTable::new().with("m", Price::per_million(1.0, 2.0))).unwrap(),
+            "[m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"
+        );
     }
 
     #[test]

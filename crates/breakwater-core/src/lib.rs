@@ -81,7 +81,7 @@ pub use budget::{
     RetryReason, ThrottleBudget, ThrottleConfig, Withdrawal,
 };
 pub use class::{Class, ClassKind, ClassSet, Fatal};
-pub use cost::{Cost, Price, PriceTable, Usage};
+pub use cost::{BATCH_DISCOUNT, BatchCost, Cost, Price, PriceTable, Usage};
 pub use deadline::Deadline;
 pub use key::Key;
 pub use metrics::{Metrics, MetricsSnapshot};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::cost::{BatchCost, Usage};
 use crate::plan::{DegradedFrom, EntryEvent, Finished, Resolution, Skip};
 use crate::{ClassKind, Key, Route};
 
@@ -39,6 +40,9 @@ struct Counters {
     cache_first_hits: u64,
     cost_nanodollars: u64,
     retry_cost_nanodollars: u64,
+    batch_results: u64,
+    batch_cost_nanodollars: u64,
+    batch_synchronous_nanodollars: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +56,7 @@ struct KeyStats {
     input_tokens: u64,
     output_tokens: u64,
     cost_nanodollars: u64,
+    batch_results: u64,
     latency: Histogram<u64>,
 }
 
@@ -170,6 +175,32 @@ impl Metrics {
         self.overall.cache_first_hits += 1;
     }
 
+    /// Records one result delivered through a provider's batch API by `key`: its tokens
+    /// and its [`BatchCost`] (billed at the batch price; the synchronous price is kept
+    /// to report the saving). No plan ran, so it is not among the `requests`; its cost
+    /// is in `cost_dollars`, overall and for the key.
+    pub fn record_batch_result(&mut self, key: &Key, usage: Usage, cost: BatchCost) {
+        let o = &mut self.overall;
+        o.batch_results += 1;
+        o.cost_nanodollars = o.cost_nanodollars.saturating_add(cost.batch.nanodollars());
+        o.batch_cost_nanodollars = o
+            .batch_cost_nanodollars
+            .saturating_add(cost.batch.nanodollars());
+        o.batch_synchronous_nanodollars = o
+            .batch_synchronous_nanodollars
+            .saturating_add(cost.synchronous.nanodollars());
+        let stats = match self.keys.get_mut(key) {
+            Some(stats) => stats,
+            None => self.keys.entry(key.clone()).or_insert_with(KeyStats::new),
+        };
+        stats.batch_results += 1;
+        stats.input_tokens += u64::from(usage.input_tokens);
+        stats.output_tokens += u64::from(usage.output_tokens);
+        stats.cost_nanodollars = stats
+            .cost_nanodollars
+            .saturating_add(cost.batch.nanodollars());
+    }
+
     /// Adds `other`'s counts to these (e.g. the replicas of one simulated fleet).
     pub fn merge(&mut self, other: &Metrics) {
         let (a, b) = (&mut self.overall, &other.overall);
@@ -187,6 +218,13 @@ impl Metrics {
         a.retry_cost_nanodollars = a
             .retry_cost_nanodollars
             .saturating_add(b.retry_cost_nanodollars);
+        a.batch_results += b.batch_results;
+        a.batch_cost_nanodollars = a
+            .batch_cost_nanodollars
+            .saturating_add(b.batch_cost_nanodollars);
+        a.batch_synchronous_nanodollars = a
+            .batch_synchronous_nanodollars
+            .saturating_add(b.batch_synchronous_nanodollars);
         // Same bounds on both sides: adding cannot fail.
         let _ = self.latency.add(&other.latency);
         for (key, theirs) in &other.keys {
@@ -199,6 +237,7 @@ impl Metrics {
                 *o += t;
             }
             ours.skipped += theirs.skipped;
+            ours.batch_results += theirs.batch_results;
             ours.input_tokens += theirs.input_tokens;
             ours.output_tokens += theirs.output_tokens;
             ours.cost_nanodollars = ours
@@ -233,6 +272,12 @@ impl Metrics {
             latency: LatencySnapshot::of(&self.latency),
             cost_dollars: o.cost_nanodollars as f64 / 1e9,
             retry_cost_dollars: o.retry_cost_nanodollars as f64 / 1e9,
+            batch_results: o.batch_results,
+            batch_cost_dollars: o.batch_cost_nanodollars as f64 / 1e9,
+            batch_saving_dollars: o
+                .batch_synchronous_nanodollars
+                .saturating_sub(o.batch_cost_nanodollars) as f64
+                / 1e9,
             per_key: self
                 .keys
                 .iter()
@@ -250,6 +295,7 @@ impl Metrics {
                     invalid_output: s.classes[ClassKind::InvalidOutput as usize],
                     non_retriable: s.classes[ClassKind::NonRetriable as usize],
                     skipped_by_breaker: s.skipped,
+                    batch_results: s.batch_results,
                     retry_rate: ratio(s.retries, s.requests),
                     input_tokens: s.input_tokens,
                     output_tokens: s.output_tokens,
@@ -273,6 +319,7 @@ impl KeyStats {
             input_tokens: 0,
             output_tokens: 0,
             cost_nanodollars: 0,
+            batch_results: 0,
             latency: histogram(),
         }
     }
@@ -329,6 +376,15 @@ pub struct MetricsSnapshot {
     pub cost_dollars: f64,
     /// Dollars spent on retries and fallbacks.
     pub retry_cost_dollars: f64,
+    /// Results delivered through providers' batch APIs (not counted in `requests`).
+    #[serde(default)]
+    pub batch_results: u64,
+    /// Dollars those results cost at batch prices (part of `cost_dollars`).
+    #[serde(default)]
+    pub batch_cost_dollars: f64,
+    /// Dollars those results would have cost more at synchronous prices: the saving.
+    #[serde(default)]
+    pub batch_saving_dollars: f64,
     /// Per provider and model, sorted.
     pub per_key: Vec<KeySnapshot>,
 }
@@ -363,6 +419,10 @@ pub struct KeySnapshot {
     pub non_retriable: u64,
     /// Times its breaker turned a request away.
     pub skipped_by_breaker: u64,
+    /// Results it delivered through a batch API (their tokens and cost are counted
+    /// here too; they are not attempts).
+    #[serde(default)]
+    pub batch_results: u64,
     /// Retries per request that reached it.
     pub retry_rate: f64,
     /// Prompt tokens billed.
@@ -397,5 +457,35 @@ impl LatencySnapshot {
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{Cost, Price};
+
+    #[test]
+    fn batch_results_show_their_cost_and_saving() {
+        let mut metrics = Metrics::new();
+        let key = Key::new("anthropic", "claude-sonnet-4-5");
+        let usage = Usage::new(2_000, 500);
+        let bill = Price::per_million(3.0, 15.0).batch_cost(usage);
+        metrics.record_batch_result(&key, usage, bill);
+        metrics.record_batch_result(&key, usage, bill);
+        let mut other = Metrics::new();
+        other.record_batch_result(&key, usage, bill);
+        metrics.merge(&other);
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.requests, 0);
+        assert_eq!(snapshot.batch_results, 3);
+        let batch = Cost::from_dollars(3.0 * 0.00675);
+        assert_eq!(Cost::from_dollars(snapshot.batch_cost_dollars), batch);
+        assert_eq!(Cost::from_dollars(snapshot.cost_dollars), batch);
+        assert_eq!(Cost::from_dollars(snapshot.batch_saving_dollars), batch);
+        let per_key = &snapshot.per_key[0];
+        assert_eq!((per_key.batch_results, per_key.attempts), (3, 0));
+        assert_eq!(per_key.input_tokens, 6_000);
+        assert_eq!(Cost::from_dollars(per_key.cost_dollars), batch);
     }
 }

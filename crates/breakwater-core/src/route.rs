@@ -426,13 +426,26 @@ impl Route {
     /// For drivers that hold work back until a route can take it, such as a durable
     /// queue's drain; a plan does its own admission and never needs this.
     pub fn check(&self, now: Time) -> Result<(), Rejection> {
+        self.admitting_step(now).map(drop)
+    }
+
+    /// The first unconditional step whose breaker would admit an attempt at `now` (or
+    /// that has none), read as [`Route::check`] reads them; otherwise the rejection
+    /// that ends soonest, as [`Route::check`] gives it.
+    ///
+    /// For drivers that send work somewhere other than a plan's attempts, such as a
+    /// batch API: the step they pick is the one a plan would try first.
+    pub fn admitting_step(&self, now: Time) -> Result<usize, Rejection> {
         let mut soonest: Option<Rejection> = None;
-        for step in self.steps.iter().filter(|s| s.when.is_none()) {
+        for (index, step) in self.steps.iter().enumerate() {
+            if step.when.is_some() {
+                continue;
+            }
             let Some(breaker) = &step.breaker else {
-                return Ok(());
+                return Ok(index);
             };
             match breaker.check(now) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(index),
                 Err(rejection) => {
                     let sooner = match (soonest.and_then(|s| s.until), rejection.until) {
                         (_, None) => soonest.is_none(),
@@ -451,6 +464,19 @@ impl Route {
             reason: crate::breaker::RejectReason::Isolated,
             until: None,
         }))
+    }
+
+    /// How the route classifies outcomes.
+    #[must_use]
+    pub fn taxonomy(&self) -> &Taxonomy {
+        &self.taxonomy
+    }
+
+    /// Step `index`'s price, if the step exists (a model the price table did not list
+    /// is free: see [`Route::unpriced_models`]).
+    #[must_use]
+    pub fn price(&self, index: usize) -> Option<Price> {
+        self.steps.get(index).map(|s| s.price)
     }
 
     /// The first unconditional step at or after `from`.
@@ -602,6 +628,43 @@ mod tests {
         .unwrap();
         let free = Route::bind(&config, &off, &PriceTable::new()).unwrap();
         assert_eq!(free.check(t0), Ok(()));
+    }
+
+    #[test]
+    fn admitting_step_names_the_first_unconditional_step_that_admits() {
+        let config: RouteConfig = toml::from_str(
+            r#"
+            name = "x"
+            [[step]]
+            provider = "a"
+            model = "m"
+            [[step]]
+            provider = "b"
+            model = "big"
+            when = "context_window_exceeded"
+            [[step]]
+            provider = "c"
+            model = "m2"
+            "#,
+        )
+        .unwrap();
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let prices = PriceTable::new().with("m2", Price::per_million(1.0, 2.0));
+        let route = Route::bind(&config, &registry, &prices).unwrap();
+        let t0 = Time::ZERO;
+        assert_eq!(route.admitting_step(t0), Ok(0));
+        route.breaker(0).unwrap().force_open(t0);
+        // The conditional step 1 is never named, however closed its breaker.
+        assert_eq!(route.admitting_step(t0), Ok(2));
+        assert_eq!(route.price(2), Some(Price::per_million(1.0, 2.0)));
+        assert_eq!(route.price(0), Some(Price::default()));
+        assert_eq!(route.price(3), None);
+        route.breaker(2).unwrap().force_open(t0);
+        let (Err(step), Err(route_check)) = (route.admitting_step(t0), route.check(t0)) else {
+            panic!("both unconditional steps are open");
+        };
+        assert_eq!(step, route_check);
+        assert_eq!(route.taxonomy(), &Taxonomy::default());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`queue`]: the durable [`Queue`] of deferrable requests (SQLite,
 //!   committed before the caller hears of it) and its drain, which replays them once
 //!   their routes admit again.
+//! - [`batch`]: the providers' batch APIs (Anthropic Message Batches, OpenAI Batch)
+//!   for queued deferrable work, at half the price.
 //! - [`outcome`]: HTTP responses and transport errors into core [`Outcome`](breakwater_core::Outcome)s.
 //! - [`clock`]: the adapter's single clock read.
 //! - [`sse`]: an incremental Server-Sent Events parser that follows the WHATWG rules.
@@ -56,6 +58,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod batch;
 pub mod cache;
 pub mod client;
 pub mod clock;

@@ -91,6 +91,7 @@ impl Client {
             deadline: call.deadline,
             attempts: 1,
             enqueued_at_ms: wall_ms(),
+            batch: call.options.batch && call.kind == breakwater_core::TaskKind::Deferrable,
         };
         let queue: Queue = queue.clone();
         // SQLite's commit waits for the disk: off the async workers.

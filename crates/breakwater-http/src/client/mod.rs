@@ -24,6 +24,7 @@
 //! [`ResponseCache`]: crate::cache::ResponseCache
 //! [`Queue`]: crate::queue::Queue
 
+mod batch;
 mod builder;
 mod call;
 mod deferred;
@@ -79,26 +80,26 @@ struct Inner {
 
 /// A route bound to the registry, with each step's provider and prompt variant
 /// resolved once, at build.
-struct BoundRoute {
-    route: Route,
-    steps: Vec<Target>,
+pub(crate) struct BoundRoute {
+    pub(crate) route: Route,
+    pub(crate) steps: Vec<Target>,
 }
 
 /// Where a step sends, and with which prompt.
-struct Target {
-    provider: Arc<ProviderEntry>,
-    variant: Option<PromptVariant>,
+pub(crate) struct Target {
+    pub(crate) provider: Arc<ProviderEntry>,
+    pub(crate) variant: Option<PromptVariant>,
     /// The check every answer of this step must pass.
-    validator: Option<crate::validate::Validator>,
+    pub(crate) validator: Option<crate::validate::Validator>,
 }
 
 /// A provider endpoint ready to send to.
-struct ProviderEntry {
-    name: String,
-    kind: Provider,
-    base_url: String,
+pub(crate) struct ProviderEntry {
+    pub(crate) name: String,
+    pub(crate) kind: Provider,
+    pub(crate) base_url: String,
     /// The authentication header, its value marked sensitive.
-    auth: (HeaderName, HeaderValue),
+    pub(crate) auth: (HeaderName, HeaderValue),
 }
 
 /// What a call returns when it does not fail: a provider's answer, a cached one, or a

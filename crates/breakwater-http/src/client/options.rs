@@ -31,6 +31,10 @@ pub struct CallOptions {
     /// Whether the call is idempotent and may be answered from the response cache
     /// before the chain runs. Default: the cache serves only on degradation.
     pub cache: CacheUse,
+    /// For a deferrable call the plan queues: store it for a provider's batch API
+    /// ([`Task::batch`](crate::queue::Task::batch)) rather than for the synchronous
+    /// drain. Ignored for other task kinds. Default `false`.
+    pub batch: bool,
 }
 
 /// When the response cache may answer a call. Either way, a successful answer refreshes
@@ -88,6 +92,14 @@ impl CallOptions {
         self.cache = CacheUse::First {
             key: Some(key.into()),
         };
+        self
+    }
+
+    /// Sends the call, if the plan queues it (deferrable calls only), to a provider's
+    /// batch API rather than to the synchronous drain: see [`crate::batch`].
+    #[must_use]
+    pub fn via_batch(mut self) -> CallOptions {
+        self.batch = true;
         self
     }
 

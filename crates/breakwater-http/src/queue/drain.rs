@@ -31,7 +31,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Queue, QueueError, StoredTask, TaskState, wall_ms};
+use super::{Answer, Billed, Pending, Queue, QueueError, StoredTask, TaskState, wall_ms};
 use crate::client::{Client, Error};
 use crate::clock;
 
@@ -45,6 +45,11 @@ pub struct DrainConfig {
     /// Attempts after which a task that keeps coming back is given up (default 10;
     /// the client's own call counts as the first).
     pub max_attempts: u32,
+    /// Whether tasks meant for a batch API ([`Task::batch`](super::Task::batch)) are
+    /// replayed too, synchronously and at the standard price, when no batch holds
+    /// them: for a queue that no batch submitter serves, or to finish batch work
+    /// quickly (default `false`: they are left to the batch submitter).
+    pub batch_tasks: bool,
 }
 
 impl Default for DrainConfig {
@@ -53,6 +58,7 @@ impl Default for DrainConfig {
             idle: Duration::from_secs(1),
             batch: 32,
             max_attempts: 10,
+            batch_tasks: false,
         }
     }
 }
@@ -128,7 +134,11 @@ struct Sweep {
 
 /// What a replay means for its task.
 enum Verdict {
-    Done { text: String, by: String },
+    Done {
+        text: String,
+        by: String,
+        billed: Billed,
+    },
     Again(String),
     Dead(String),
 }
@@ -204,10 +214,13 @@ impl Queue {
         };
         total.lock().add(sweep.stats);
         let batch = config.batch.max(1);
+        let which = Pending::Drain {
+            batch: config.batch_tasks,
+        };
         let mut after = 0;
         loop {
             let rows = self
-                .blocking(move |q| q.pending_after(after, batch))
+                .blocking(move |q| q.pending(which, after, batch))
                 .await?;
             let Some(&(last, _)) = rows.last() else {
                 return Ok(sweep);
@@ -266,9 +279,16 @@ impl Queue {
         let key = stored.task.key.clone();
         let mut step = DrainStats::default();
         match verdict {
-            Verdict::Done { text, by } => {
-                self.blocking(move |q| q.mark_done(id, &text, &by, wall_ms()))
-                    .await?;
+            Verdict::Done { text, by, billed } => {
+                self.blocking(move |q| {
+                    let answer = Answer {
+                        text: &text,
+                        by: &by,
+                        billed,
+                    };
+                    q.mark_done(id, answer, wall_ms())
+                })
+                .await?;
                 tracing::info!(task = id, key = %key, "queued task delivered");
                 step.delivered = 1;
             }
@@ -295,7 +315,7 @@ impl Queue {
     }
 
     /// Runs a queue operation on a blocking thread (commits wait for the disk).
-    async fn blocking<T, F>(&self, op: F) -> Result<T, QueueError>
+    pub(crate) async fn blocking<T, F>(&self, op: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnOnce(&Queue) -> Result<T, QueueError> + Send + 'static,
@@ -313,6 +333,11 @@ fn judge(result: Result<crate::client::Completion, Error>) -> Verdict {
         Ok(done) => match (&done.degraded, &done.key) {
             (None, Some(key)) => Verdict::Done {
                 by: format!("{}/{}", key.provider(), key.model()),
+                billed: Billed {
+                    usage: crate::outcome::usage(done.usage),
+                    cost: done.cost,
+                    synchronous_cost: done.cost,
+                },
                 text: done.text,
             },
             (Some(reason), _) => Verdict::Again(format!("degraded: {reason}")),

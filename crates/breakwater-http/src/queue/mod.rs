@@ -45,7 +45,7 @@
 
 pub mod drain;
 mod schema;
-mod store;
+pub(crate) mod store;
 mod task;
 #[cfg(test)]
 mod tests;
@@ -57,7 +57,8 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 
 pub use drain::{DrainConfig, DrainStats, Drainer};
-pub use task::{Enqueued, QueueCounts, StoredTask, Task, TaskState};
+pub(crate) use store::{Answer, Pending};
+pub use task::{Billed, Enqueued, QueueCounts, StoredTask, Task, TaskState};
 
 /// A durable queue of tasks in one SQLite file; cheap to clone (shared inside).
 ///
@@ -195,6 +196,9 @@ impl Queue {
         if task.deadline.is_zero() {
             return bad("the deadline is zero");
         }
+        if task.batch && task.kind != breakwater_core::TaskKind::Deferrable {
+            return bad("only deferrable tasks can go to a batch API");
+        }
         store::enqueue(&mut self.inner.conn.lock(), task)
     }
 
@@ -230,17 +234,28 @@ impl Queue {
     }
 
     /// Up to `limit` pending tasks with ids above `after`, in order, each decoded or
-    /// not.
+    /// not: every one (tests only).
+    #[cfg(test)]
     pub(crate) fn pending_after(&self, after: i64, limit: usize) -> Result<Vec<Row>, QueueError> {
         store::list(&self.inner.conn.lock(), TaskState::Pending, after, limit)
+    }
+
+    /// Up to `limit` pending tasks with ids above `after` that `which` reader takes,
+    /// in order, each decoded or not. Tasks held by an open batch are never among them.
+    pub(crate) fn pending(
+        &self,
+        which: Pending,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Row>, QueueError> {
+        store::pending(&self.inner.conn.lock(), which, after, limit)
     }
 
     /// Marks pending task `id` delivered, with its answer.
     pub(crate) fn mark_done(
         &self,
         id: i64,
-        result: &str,
-        answered_by: &str,
+        answer: Answer<'_>,
         now_ms: u64,
     ) -> Result<(), QueueError> {
         store::finish(
@@ -248,9 +263,10 @@ impl Queue {
             id,
             TaskState::Done,
             None,
-            Some((result, answered_by)),
+            Some(answer),
             now_ms,
         )
+        .map(drop)
     }
 
     /// Marks pending task `id` dead, for `reason`.
@@ -263,6 +279,12 @@ impl Queue {
             None,
             now_ms,
         )
+        .map(drop)
+    }
+
+    /// Runs `op` on the queue's connection (for the batch submitter's tables).
+    pub(crate) fn with_conn<T>(&self, op: impl FnOnce(&mut Connection) -> T) -> T {
+        op(&mut self.inner.conn.lock())
     }
 
     /// Counts one more attempt of pending task `id`, which came back for `reason`;

@@ -12,13 +12,15 @@ use super::QueueError;
 /// `PRAGMA application_id` of a queue file ("BwQ1"): tells ours from other SQLite files.
 pub(super) const APPLICATION_ID: i32 = 0x4277_5131;
 
-/// The schema version this code writes and reads.
-pub(super) const VERSION: i64 = 1;
+/// The schema version this code writes and reads. Version 1 files are migrated in
+/// place when opened ([`MIGRATE_TO_2`]).
+pub(super) const VERSION: i64 = 2;
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const CREATE: &str = "
+/// Version 1 of the schema, which [`MIGRATE_TO_2`] brings up to date.
+pub(super) const CREATE: &str = "
     CREATE TABLE breakwater_queue_schema (version INTEGER NOT NULL) STRICT;
     INSERT INTO breakwater_queue_schema (version) VALUES (1);
     CREATE TABLE tasks (
@@ -38,6 +40,46 @@ const CREATE: &str = "
         updated_at_ms INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX tasks_by_state ON tasks (state, id);
+";
+
+/// Version 1 to 2: tasks meant for a provider's batch API and what a delivered task
+/// was billed; the batches submitted and which task went out in which, under which
+/// `custom_id` (see [`crate::batch`]). A new file is created as version 1 and migrated
+/// by the same statements, so both kinds of file hold the same schema.
+///
+/// A batch is `submitting` from before its create request is sent until the provider's
+/// id is recorded, `submitted` until its results are applied (`ended`), and
+/// `abandoned` when it never reached the provider or was lost there; only batches
+/// `submitting` or `submitted` hold their tasks back from other batches and the drain.
+pub(super) const MIGRATE_TO_2: &str = "
+    ALTER TABLE tasks ADD COLUMN batch INTEGER NOT NULL DEFAULT 0 CHECK (batch IN (0, 1));
+    ALTER TABLE tasks ADD COLUMN input_tokens INTEGER;
+    ALTER TABLE tasks ADD COLUMN output_tokens INTEGER;
+    ALTER TABLE tasks ADD COLUMN cost_nanodollars INTEGER;
+    ALTER TABLE tasks ADD COLUMN synchronous_cost_nanodollars INTEGER;
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('submitting', 'submitted', 'ended', 'abandoned')),
+        remote_id TEXT,
+        input_file_id TEXT,
+        detail TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX batches_by_state ON batches (state, id);
+    CREATE TABLE batch_items (
+        batch_id INTEGER NOT NULL REFERENCES batches (id),
+        task_id INTEGER NOT NULL REFERENCES tasks (id),
+        custom_id TEXT NOT NULL,
+        route TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, task_id),
+        UNIQUE (batch_id, custom_id)
+    ) STRICT;
+    CREATE INDEX batch_items_by_task ON batch_items (task_id);
+    UPDATE breakwater_queue_schema SET version = 2;
 ";
 
 /// Opens (creating if needed) the queue at `path`: see [`Queue::open`](super::Queue::open).
@@ -80,10 +122,17 @@ pub(super) fn open(path: &Path) -> Result<Connection, QueueError> {
     match (id, objects) {
         (0, 0) => {
             tx.execute_batch(CREATE).map_err(|e| classify(path, e))?;
+            tx.execute_batch(MIGRATE_TO_2)
+                .map_err(|e| classify(path, e))?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(|e| classify(path, e))?;
         }
-        (APPLICATION_ID, _) => check_version(path, &tx)?,
+        (APPLICATION_ID, _) => {
+            if check_version(path, &tx)? == 1 {
+                tx.execute_batch(MIGRATE_TO_2)
+                    .map_err(|e| classify(path, e))?;
+            }
+        }
         _ => return Err(QueueError::NotAQueue(path.to_owned())),
     }
     tx.commit().map_err(|e| classify(path, e))?;
@@ -97,7 +146,8 @@ fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     lines.collect()
 }
 
-fn check_version(path: &Path, conn: &Connection) -> Result<(), QueueError> {
+/// The file's schema version, if this build reads it (1 is migrated by the caller).
+fn check_version(path: &Path, conn: &Connection) -> Result<i64, QueueError> {
     let found: i64 = conn
         .query_row("SELECT version FROM breakwater_queue_schema", [], |row| {
             row.get(0)
@@ -107,7 +157,7 @@ fn check_version(path: &Path, conn: &Connection) -> Result<(), QueueError> {
             detail: format!("no schema version: {e}"),
         })?;
     match found {
-        VERSION => Ok(()),
+        1 | VERSION => Ok(found),
         found if found > VERSION => Err(QueueError::TooNew {
             path: path.to_owned(),
             found,

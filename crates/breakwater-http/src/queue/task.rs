@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use breakwater_core::TaskKind;
+use breakwater_core::{Cost, TaskKind, Usage};
 
 use super::wall_ms;
 use crate::wire::Request;
@@ -27,6 +27,10 @@ pub struct Task {
     pub attempts: u32,
     /// When it was first queued: wall-clock milliseconds since the Unix epoch.
     pub enqueued_at_ms: u64,
+    /// Whether it goes to a provider's batch API (at the batch price, answered within
+    /// the provider's window) rather than being replayed synchronously by the drain.
+    /// Only deferrable tasks can. See [`crate::batch`].
+    pub batch: bool,
 }
 
 impl Task {
@@ -48,7 +52,16 @@ impl Task {
             deadline,
             attempts: 0,
             enqueued_at_ms: wall_ms(),
+            batch: false,
         }
+    }
+
+    /// Sends it to a provider's batch API: a [`BatchSubmitter`](crate::batch::BatchSubmitter)
+    /// takes it, and the drain leaves it (unless told to take batch tasks too).
+    #[must_use]
+    pub fn via_batch(mut self) -> Task {
+        self.batch = true;
+        self
     }
 
     /// Sets the tenant.
@@ -106,6 +119,30 @@ pub struct StoredTask {
     pub answered_by: Option<String>,
     /// When its state last changed: wall-clock milliseconds since the Unix epoch.
     pub updated_at_ms: u64,
+    /// What a done task's delivery was billed (none for tasks delivered before the
+    /// queue recorded it).
+    pub billed: Option<Billed>,
+}
+
+/// What a delivered task was billed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Billed {
+    /// The answer's tokens.
+    pub usage: Usage,
+    /// What it cost: at the batch price for a batch result; every attempt of the
+    /// replay for a synchronous one.
+    pub cost: Cost,
+    /// What it would have cost synchronously: the standard price of the same tokens
+    /// for a batch result, `cost` itself for a synchronous one.
+    pub synchronous_cost: Cost,
+}
+
+impl Billed {
+    /// What delivering it through a batch saved.
+    #[must_use]
+    pub fn saving(&self) -> Cost {
+        self.synchronous_cost.saturating_sub(self.cost)
+    }
 }
 
 /// What [`Queue::enqueue`] did.

@@ -106,7 +106,17 @@ fn states_move_pending_to_done_or_dead_once() {
     let a = queue.enqueue(&task("a")).unwrap().id;
     let b = queue.enqueue(&task("b")).unwrap().id;
     let c = queue.enqueue(&task("c")).unwrap().id;
-    queue.mark_done(a, "the answer", "p/m", 5).unwrap();
+    let billed = Billed {
+        usage: breakwater_core::Usage::new(10, 2),
+        cost: breakwater_core::Cost::from_nanodollars(60),
+        synchronous_cost: breakwater_core::Cost::from_nanodollars(120),
+    };
+    let answer = Answer {
+        text: "the answer",
+        by: "p/m",
+        billed,
+    };
+    queue.mark_done(a, answer, 5).unwrap();
     assert_eq!(
         queue.requeue(b, "exhausted", 3, 6).unwrap(),
         TaskState::Pending
@@ -129,6 +139,8 @@ fn states_move_pending_to_done_or_dead_once() {
     assert_eq!(a.result.as_deref(), Some("the answer"));
     assert_eq!(a.answered_by.as_deref(), Some("p/m"));
     assert_eq!(a.updated_at_ms, 5);
+    assert_eq!(a.billed, Some(billed));
+    assert_eq!(billed.saving().nanodollars(), 60);
     let b = queue.get("b").unwrap().unwrap();
     assert_eq!((b.state, b.task.attempts), (TaskState::Dead, 3));
     assert_eq!(b.reason.as_deref(), Some("exhausted"));
@@ -278,7 +290,7 @@ fn files_that_are_not_a_whole_queue_are_refused() {
             error,
             QueueError::TooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -317,4 +329,57 @@ fn a_row_that_does_not_decode_is_reported_not_skipped() {
     let rows = queue.pending_after(0, 10).unwrap();
     assert_eq!(rows.len(), 1);
     assert!(rows[0].1.is_err());
+}
+
+#[test]
+fn a_version_1_file_is_migrated_in_place() {
+    let dir = TempDir::new("migrate");
+    let path = dir.file("v1.db");
+    {
+        // A queue as version 1 wrote it, with one task.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(schema::CREATE).unwrap();
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO tasks (idempotency_key, route, tenant, kind, request, deadline_ms, \
+             attempts, enqueued_at_ms, state, updated_at_ms) \
+             VALUES ('old', 'summaries', '', 'deferrable', '{\"max_tokens\":8}', 1000, 2, 5, \
+             'pending', 5)",
+            [],
+        )
+        .unwrap();
+    }
+    let queue = Queue::open(&path).unwrap();
+    let old = queue.get("old").unwrap().unwrap();
+    assert_eq!((old.task.attempts, old.task.batch), (2, false));
+    assert_eq!((old.state, old.billed), (TaskState::Pending, None));
+    assert_eq!(
+        queue.batch_counts().unwrap(),
+        crate::batch::BatchCounts::default()
+    );
+    // New tasks carry the batch flag; the version is 2, and opening again is a no-op.
+    assert!(queue.enqueue(&task("new").via_batch()).unwrap().created);
+    drop(queue);
+    let queue = Queue::open(&path).unwrap();
+    assert!(queue.get("new").unwrap().unwrap().task.batch);
+    let version: i64 = queue.with_conn(|c| {
+        c.query_row("SELECT version FROM breakwater_queue_schema", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    assert_eq!(version, schema::VERSION);
+    // The drain's reader skips batch tasks unless asked; the batch reader takes only them.
+    let keys = |which| -> Vec<String> {
+        queue
+            .pending(which, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t.unwrap().task.key)
+            .collect()
+    };
+    assert_eq!(keys(Pending::Drain { batch: false }), ["old"]);
+    assert_eq!(keys(Pending::Drain { batch: true }), ["old", "new"]);
+    assert_eq!(keys(Pending::Batch), ["new"]);
 }

@@ -31,6 +31,9 @@ pub(crate) enum Reply {
     CloseAtOnce,
 }
 
+/// Makes the reply to a request, given the server's own URL.
+pub(crate) type Handler = Arc<dyn Fn(&Received, &str) -> Reply + Send + Sync>;
+
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
@@ -97,6 +100,41 @@ impl FakeServer {
         }
     }
 
+    /// Answers each request with what `handler` makes of it (given the server's own
+    /// URL), for servers that keep state between requests.
+    pub(crate) async fn start_with(handler: Handler) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let url = format!("http://{addr}");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = JoinSet::new();
+        let log = Arc::clone(&received);
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, handler, url) = (Arc::clone(&log), Arc::clone(&handler), url.clone());
+                connections.spawn(async move {
+                    let Some(request) = read_request(&mut stream).await else {
+                        return;
+                    };
+                    let reply = handler(&request, &url);
+                    log.lock().push(request);
+                    answer(stream, reply).await;
+                });
+            }
+        });
+        FakeServer {
+            addr,
+            received,
+            tasks,
+        }
+    }
+
     /// `http://127.0.0.1:port`.
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -121,6 +159,11 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Received>
         return;
     };
     log.lock().push(request);
+    answer(stream, reply).await;
+}
+
+/// Writes `reply` on `stream`, whose request was read.
+async fn answer(mut stream: TcpStream, reply: Reply) {
     match reply {
         Reply::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;
