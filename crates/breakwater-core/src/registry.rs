@@ -9,15 +9,14 @@
 //! fleet-wide store (shared breakers and budgets across replicas) plugs in.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerError};
 use crate::budget::{
     Budget, BudgetConfig, BudgetError, Refused, RetryBudget, RetryReason, Withdrawal,
 };
+use crate::sync::{Arc, Mutex, RwLock};
 use crate::{Key, Time};
 
 /// How budgets are shared between keys.
