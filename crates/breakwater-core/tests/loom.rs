@@ -15,7 +15,7 @@ use breakwater_core::registry::SharedBudget;
 use breakwater_core::{
     Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Class, Jitter, Permit, QuotaConfig,
     RatioConfig, Refused, RejectReason, RetryBudget, RetryReason, State, ThrottleConfig, Time,
-    Window,
+    Window, Withdrawal,
 };
 use loom::thread;
 
@@ -141,6 +141,11 @@ fn half_open_admits_two_probes_to_three_racers() {
     race_for_probes(2, 3, 1);
 }
 
+#[test]
+fn half_open_admits_two_probes_to_three_racers_trying_twice() {
+    race_for_probes(2, 3, 2);
+}
+
 /// Each of two threads takes the single probe slot if it can and gives it back, by
 /// dropping the permit or by recording a class that counts as neither success nor
 /// failure: afterwards the slot is free.
@@ -197,63 +202,44 @@ enum Op {
 /// What an operation answered: a withdrawal's cost or refusal.
 type Answer = Option<Result<u32, Refused>>;
 
+/// Runs `op` on `budget`; `last` is the thread's last withdrawal, for `Attempt`.
 fn apply(
+    budget: &mut impl RetryBudget,
     now: Time,
     op: Op,
-    last: &mut Option<breakwater_core::Withdrawal>,
-    run: &mut dyn FnMut(BudgetCall<'_>) -> Answer,
+    last: &mut Option<Withdrawal>,
 ) -> Answer {
     match op {
-        Op::Request => run(BudgetCall::Request(now)),
-        Op::Withdraw(reason) => run(BudgetCall::Withdraw(now, reason, last)),
-        Op::Attempt { success } => run(BudgetCall::Attempt(now, success, last.take())),
-    }
-}
-
-/// A budget call, for running the same script on a shared and on a plain budget.
-enum BudgetCall<'a> {
-    Request(Time),
-    Withdraw(
-        Time,
-        RetryReason,
-        &'a mut Option<breakwater_core::Withdrawal>,
-    ),
-    Attempt(Time, bool, Option<breakwater_core::Withdrawal>),
-}
-
-fn on_shared(budget: &SharedBudget, call: BudgetCall<'_>) -> Answer {
-    match call {
-        BudgetCall::Request(now) => {
+        Op::Request => {
             budget.on_request(now);
             None
         }
-        BudgetCall::Withdraw(now, reason, last) => {
+        Op::Withdraw(reason) => {
             let answer = budget.try_withdraw(now, reason);
             *last = answer.ok();
-            Some(answer.map(|w| w.cost()))
+            Some(answer.map(Withdrawal::cost))
         }
-        BudgetCall::Attempt(now, success, withdrawal) => {
-            budget.on_attempt(now, success, withdrawal);
+        Op::Attempt { success } => {
+            budget.on_attempt(now, success, last.take());
             None
         }
     }
 }
 
-fn on_plain(budget: &mut Budget, call: BudgetCall<'_>) -> Answer {
-    match call {
-        BudgetCall::Request(now) => {
-            budget.on_request(now);
-            None
-        }
-        BudgetCall::Withdraw(now, reason, last) => {
-            let answer = budget.try_withdraw(now, reason);
-            *last = answer.ok();
-            Some(answer.map(|w| w.cost()))
-        }
-        BudgetCall::Attempt(now, success, withdrawal) => {
-            budget.on_attempt(now, success, withdrawal);
-            None
-        }
+/// A handle on a shared budget, driven like a plain one.
+struct Shared(SharedBudget);
+
+impl RetryBudget for Shared {
+    fn on_request(&mut self, now: Time) {
+        self.0.on_request(now);
+    }
+
+    fn try_withdraw(&mut self, now: Time, reason: RetryReason) -> Result<Withdrawal, Refused> {
+        self.0.try_withdraw(now, reason)
+    }
+
+    fn on_attempt(&mut self, now: Time, success: bool, withdrawal: Option<Withdrawal>) {
+        self.0.on_attempt(now, success, withdrawal);
     }
 }
 
@@ -270,11 +256,12 @@ fn race_on_budget(config: BudgetConfig, max: f64, a: &'static [Op], b: &'static 
             assert!((0.0..=max).contains(&available), "{available} retries");
         };
         let script = move |budget: SharedBudget, ops: &'static [Op]| {
+            let mut budget = Shared(budget);
             let mut last = None;
             ops.iter()
                 .map(|op| {
-                    let answer = apply(now, *op, &mut last, &mut |c| on_shared(&budget, c));
-                    in_range(&budget);
+                    let answer = apply(&mut budget, now, *op, &mut last);
+                    in_range(&budget.0);
                     answer
                 })
                 .collect::<Vec<_>>()
@@ -335,7 +322,7 @@ fn run_serially(
             (&mut next_b, &mut last_b, &mut answers_b)
         };
         let op = *ops.next().expect("the order has one entry per op");
-        answers.push(apply(now, op, last, &mut |c| on_plain(&mut budget, c)));
+        answers.push(apply(&mut budget, now, op, last));
     }
     (answers_a, answers_b, budget.available(now))
 }
