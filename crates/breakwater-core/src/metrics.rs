@@ -382,3 +382,6 @@ impl LatencySnapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
