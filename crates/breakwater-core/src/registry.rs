@@ -267,6 +267,30 @@ mod tests {
     }
 
     #[test]
+    fn each_key_jitters_from_the_seed_mixed_with_its_name() {
+        let config = BreakerConfig::default();
+        let registry = Registry::new(RegistryConfig {
+            breaker: Some(config.clone()),
+            seed: u64::MAX,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let key = Key::new("anthropic", "claude-sonnet-4-5");
+        let alone = Breaker::new(config, u64::MAX ^ stable_hash(&key));
+        // The default open duration has equal jitter: five trips draw five times.
+        let opens = |b: &Breaker| {
+            (1..=5u64)
+                .map(|n| {
+                    let now = Time::from_secs(n * 1000);
+                    b.force_open(now);
+                    b.state(now)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(opens(&registry.breaker(&key).unwrap()), opens(&alone));
+    }
+
+    #[test]
     fn seeds_are_stable_across_processes() {
         assert_eq!(
             stable_hash(&Key::new("a", "b")),
