@@ -297,4 +297,26 @@ mod tests {
             "non_retriable(not_found)"
         );
     }
+
+    #[test]
+    fn kinds_have_stable_names() {
+        let names = ClassKind::ALL.map(ClassKind::name);
+        assert_eq!(
+            names,
+            [
+                "success",
+                "retriable",
+                "rate_limited",
+                "overloaded",
+                "ambiguous",
+                "non_retriable",
+                "invalid_output",
+            ]
+        );
+        assert_eq!(ClassKind::Overloaded.to_string(), "overloaded");
+        let rate_limited = Class::RateLimited {
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(rate_limited.to_string(), "rate_limited");
+    }
 }

@@ -67,6 +67,7 @@ pub mod registry;
 pub mod retry_after;
 pub mod rng;
 pub mod route;
+mod sync;
 pub mod taxonomy;
 #[cfg(feature = "proptest")]
 pub mod testing;

@@ -461,31 +461,4 @@ impl LatencySnapshot {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cost::{Cost, Price};
-
-    #[test]
-    fn batch_results_show_their_cost_and_saving() {
-        let mut metrics = Metrics::new();
-        let key = Key::new("anthropic", "claude-sonnet-4-5");
-        let usage = Usage::new(2_000, 500);
-        let bill = Price::per_million(3.0, 15.0).batch_cost(usage);
-        metrics.record_batch_result(&key, usage, bill);
-        metrics.record_batch_result(&key, usage, bill);
-        let mut other = Metrics::new();
-        other.record_batch_result(&key, usage, bill);
-        metrics.merge(&other);
-        let snapshot = metrics.snapshot();
-        assert_eq!(snapshot.requests, 0);
-        assert_eq!(snapshot.batch_results, 3);
-        let batch = Cost::from_dollars(3.0 * 0.00675);
-        assert_eq!(Cost::from_dollars(snapshot.batch_cost_dollars), batch);
-        assert_eq!(Cost::from_dollars(snapshot.cost_dollars), batch);
-        assert_eq!(Cost::from_dollars(snapshot.batch_saving_dollars), batch);
-        let per_key = &snapshot.per_key[0];
-        assert_eq!((per_key.batch_results, per_key.attempts), (3, 0));
-        assert_eq!(per_key.input_tokens, 6_000);
-        assert_eq!(Cost::from_dollars(per_key.cost_dollars), batch);
-    }
-}
+mod tests;

@@ -9,15 +9,14 @@
 //! fleet-wide store (shared breakers and budgets across replicas) plugs in.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerError};
 use crate::budget::{
     Budget, BudgetConfig, BudgetError, Refused, RetryBudget, RetryReason, Withdrawal,
 };
+use crate::sync::{Arc, Mutex, RwLock};
 use crate::{Key, Time};
 
 /// How budgets are shared between keys.
@@ -265,6 +264,30 @@ mod tests {
         let key = Key::new("a", "b");
         assert!(registry.breaker(&key).is_none());
         assert!(registry.budget(&key).is_none());
+    }
+
+    #[test]
+    fn each_key_jitters_from_the_seed_mixed_with_its_name() {
+        let config = BreakerConfig::default();
+        let registry = Registry::new(RegistryConfig {
+            breaker: Some(config.clone()),
+            seed: u64::MAX,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let key = Key::new("anthropic", "claude-sonnet-4-5");
+        let alone = Breaker::new(config, u64::MAX ^ stable_hash(&key));
+        // The default open duration has equal jitter: five trips draw five times.
+        let opens = |b: &Breaker| {
+            (1..=5u64)
+                .map(|n| {
+                    let now = Time::from_secs(n * 1000);
+                    b.force_open(now);
+                    b.state(now)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(opens(&registry.breaker(&key).unwrap()), opens(&alone));
     }
 
     #[test]

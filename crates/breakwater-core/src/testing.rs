@@ -632,5 +632,9 @@ mod tests {
             token_ratio: 0.1,
         });
         assert_eq!(retry_bound(&throttle, 1, Duration::from_secs(30)), 5.0);
+        // 0.2 per request; a reserve of 100 retries per ten 1 s windows, and a 30 s
+        // span counts as 31 windows: four reserves.
+        let ratio = BudgetConfig::Ratio(crate::budget::RatioConfig::default());
+        assert_eq!(retry_bound(&ratio, 5, Duration::from_secs(30)), 401.0);
     }
 }

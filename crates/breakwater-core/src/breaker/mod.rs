@@ -77,6 +77,10 @@
 //! consecutive count. Such errors are bounded by the records in flight at that
 //! instant, and every trip is re-checked under the lock (its closed period must still
 //! be current), so racing records trip a breaker once, never twice.
+//!
+//! The atomics, the mutex and the `Arc` come from the crate's `sync` module, which
+//! `--cfg loom` swaps for loom's model-checked versions; `tests/loom.rs` runs the
+//! races above, and the half-open probe bound, under every interleaving.
 
 mod config;
 mod gate;
@@ -90,18 +94,15 @@ mod window;
 mod tests;
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 pub use config::{BreakerConfig, BreakerError, Window};
 pub use permit::{Admit, Permit, RejectReason, Rejection};
 pub use state::{BreakerEvent, Cause, State, StateKind};
 
 use crate::class::{Class, ClassKind};
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::time::Time;
 use gate::Padded;
 use transitions::{Machine, ProbeResult, Ticket};

@@ -2,10 +2,10 @@
 //! when.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::Inner;
 use crate::Time;
+use crate::sync::Arc;
 
 /// What [`Breaker::admit`](super::Breaker::admit) answers.
 #[must_use]

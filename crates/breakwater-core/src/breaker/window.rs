@@ -28,11 +28,11 @@
 //!   older than its bucket's tag (a `now` from a thread that fell behind by a whole
 //!   window) is dropped.
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
-
 use super::Window;
 use super::gate::Padded;
 use crate::Time;
+use crate::sync::Ordering::Relaxed;
+use crate::sync::{AtomicU8, AtomicU32, AtomicU64};
 use crate::time::nanos;
 
 /// Calls, failures and slow calls in a window.

@@ -1,10 +1,9 @@
 //! Behaviour of the breaker through its public API: one test per transition and cause
 //! (`closed`: what trips it and what cools it down; `recovery`: open, half-open, manual
-//! operations and events), and the reference-model proptests (`model`, `proptests`).
+//! operations and events). The reference-model proptests are integration tests
+//! (`tests/breaker_model.rs`), whose model the registry's state-machine test shares.
 
 mod closed;
-mod model;
-mod proptests;
 mod recovery;
 
 use std::time::Duration;

@@ -5,18 +5,21 @@
 
 use std::time::Duration;
 
-use crate::breaker::{BreakerConfig, BreakerEvent, Cause, RejectReason, Rejection, State, Window};
-use crate::rng::{SeededRng, seeded};
-use crate::time::nanos;
-use crate::{Class, Time};
+use breakwater_core::breaker::{
+    BreakerConfig, BreakerEvent, Cause, RejectReason, Rejection, State, Window,
+};
+use breakwater_core::rng::{SeededRng, seeded};
+use breakwater_core::time::nanos;
+use breakwater_core::{Class, Time};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ModelPermit {
+pub(crate) enum ModelPermit {
     Closed { period: u64 },
     Probe { generation: u64 },
 }
 
-pub(super) struct Model {
+#[derive(Clone, Debug)]
+pub(crate) struct Model {
     config: BreakerConfig,
     rng: SeededRng,
     state: State,
@@ -30,11 +33,11 @@ pub(super) struct Model {
     consecutive: u32,
     /// Every counted call of this closed period: (time, failure, slow).
     calls: Vec<(Time, bool, bool)>,
-    pub(super) events: Vec<BreakerEvent>,
+    pub(crate) events: Vec<BreakerEvent>,
 }
 
 impl Model {
-    pub(super) fn new(config: BreakerConfig, seed: u64) -> Model {
+    pub(crate) fn new(config: BreakerConfig, seed: u64) -> Model {
         Model {
             config,
             rng: seeded(seed),
@@ -106,7 +109,7 @@ impl Model {
         }
     }
 
-    pub(super) fn check(&mut self, now: Time) -> Result<ModelPermit, Rejection> {
+    pub(crate) fn check(&mut self, now: Time) -> Result<ModelPermit, Rejection> {
         self.tick(now);
         if let Some(r) = self.blocked() {
             return Err(r);
@@ -129,7 +132,7 @@ impl Model {
         }
     }
 
-    pub(super) fn admit(&mut self, now: Time) -> Result<ModelPermit, Rejection> {
+    pub(crate) fn admit(&mut self, now: Time) -> Result<ModelPermit, Rejection> {
         let p = self.check(now)?;
         if let ModelPermit::Probe { .. } = p {
             self.taken += 1;
@@ -137,7 +140,7 @@ impl Model {
         Ok(p)
     }
 
-    pub(super) fn cool_down(&mut self, now: Time, until: Time) {
+    pub(crate) fn cool_down(&mut self, now: Time, until: Time) {
         self.tick(now);
         if until > now && self.cooldown.is_none_or(|c| until > c) {
             self.cooldown = Some(until);
@@ -168,7 +171,7 @@ impl Model {
         (in_window.len() as u32, count(|c| c.1), count(|c| c.2))
     }
 
-    pub(super) fn record(
+    pub(crate) fn record(
         &mut self,
         now: Time,
         permit: ModelPermit,
@@ -240,7 +243,7 @@ impl Model {
         }
     }
 
-    pub(super) fn release(&mut self, permit: ModelPermit) {
+    pub(crate) fn release(&mut self, permit: ModelPermit) {
         if let ModelPermit::Probe { generation } = permit {
             if self.state == State::HalfOpen && generation == self.generation {
                 self.taken -= 1;
@@ -248,21 +251,21 @@ impl Model {
         }
     }
 
-    pub(super) fn force_open(&mut self, now: Time) {
+    pub(crate) fn force_open(&mut self, now: Time) {
         self.tick(now);
         if self.state != State::Isolated {
             self.trip(now, Cause::Forced);
         }
     }
 
-    pub(super) fn isolate(&mut self, now: Time) {
+    pub(crate) fn isolate(&mut self, now: Time) {
         self.tick(now);
         if self.state != State::Isolated {
             self.go(now, State::Isolated, Cause::Isolated);
         }
     }
 
-    pub(super) fn reset(&mut self, now: Time) {
+    pub(crate) fn reset(&mut self, now: Time) {
         self.tick(now);
         let was = self.state;
         self.start_closed_period();
@@ -271,7 +274,7 @@ impl Model {
         }
     }
 
-    pub(super) fn state(&mut self, now: Time) -> State {
+    pub(crate) fn state(&mut self, now: Time) -> State {
         self.tick(now);
         self.state
     }
