@@ -79,6 +79,7 @@
 //! be current), so racing records trip a breaker once, never twice.
 
 mod config;
+pub mod fleet;
 mod gate;
 mod off_or;
 mod permit;
@@ -98,6 +99,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 pub use config::{BreakerConfig, BreakerError, Window};
+pub use fleet::{FleetChange, FleetView};
 pub use permit::{Admit, Permit, RejectReason, Rejection};
 pub use state::{BreakerEvent, Cause, State, StateKind};
 
