@@ -69,7 +69,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::serde_ms;
 
-pub use budget::{BudgetMirror, BudgetPush, BudgetStore};
+pub use budget::{BudgetMirror, BudgetPush, BudgetStore, WINDOWS};
 pub use clock::{FleetClock, FleetTime};
 pub use record::{BreakerRecord, DecodeError, FORMAT_VERSION, SharedState, Update};
 pub use replica::{FleetStats, OpFailed, Replica};
