@@ -262,7 +262,11 @@ pub fn budget_args(push: &BudgetPush, windows: u64, expire_ms: u64) -> Vec<Strin
 
 /// Reads [`BUDGET`]'s answer for a push whose current window is `window`: the totals
 /// per window, oldest first.
-pub fn budget_reply(value: &Value, window: u64, windows: u64) -> Result<Vec<(u64, i64)>, AnswerError> {
+pub fn budget_reply(
+    value: &Value,
+    window: u64,
+    windows: u64,
+) -> Result<Vec<(u64, i64)>, AnswerError> {
     let items = array(value)?;
     foreign(items)?;
     let first = window.saturating_sub(windows.saturating_sub(1));

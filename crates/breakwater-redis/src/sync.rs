@@ -61,12 +61,19 @@ impl FleetSync {
     /// Starts the task on the current tokio runtime (panics outside one, as
     /// `tokio::spawn` does). Returns at once: the connection is made in the task, and
     /// until it is, the registry works on local state as without a fleet.
-    pub fn start(registry: Arc<Registry>, config: RedisFleetConfig) -> Result<FleetSync, StartError> {
+    pub fn start(
+        registry: Arc<Registry>,
+        config: RedisFleetConfig,
+    ) -> Result<FleetSync, StartError> {
         config.validate()?;
         let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
             .map_err(StartError::Url)?;
-        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(StartError::Url)?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client =
+            redis::Client::open(info.set_redis_settings(settings)).map_err(StartError::Url)?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let manager_config = ConnectionManagerConfig::new()
             .set_push_sender(push_tx)
@@ -136,7 +143,9 @@ impl Drop for FleetSync {
 
 impl std::fmt::Debug for FleetSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetSync").field("status", &self.status()).finish()
+        f.debug_struct("FleetSync")
+            .field("status", &self.status())
+            .finish()
     }
 }
 
@@ -364,7 +373,9 @@ impl Driver {
     fn answered(&mut self, now: Time, entry: Sent, value: &Value) {
         match entry {
             Sent::Breaker(key) => {
-                let Some(breaker) = self.registry.breaker(&key) else { return };
+                let Some(breaker) = self.registry.breaker(&key) else {
+                    return;
+                };
                 match scripts::breaker_reply(value) {
                     Ok(reply) => self.replica.on_reply(now, &key, &breaker, Ok(reply)),
                     Err(error) => {
@@ -415,7 +426,9 @@ impl Driver {
     fn budget_expiry_ms(&self) -> u64 {
         match self.registry.config().budget {
             Some(BudgetConfig::Ratio(ratio)) => {
-                u64::try_from(ratio.ttl.as_millis().saturating_mul(2)).unwrap_or(u64::MAX).max(1)
+                u64::try_from(ratio.ttl.as_millis().saturating_mul(2))
+                    .unwrap_or(u64::MAX)
+                    .max(1)
             }
             _ => 1000,
         }

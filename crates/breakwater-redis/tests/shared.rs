@@ -31,7 +31,10 @@ async fn a_trip_on_one_replica_opens_the_key_on_the_other() {
     };
     let gap = if ua > ub { ua - ub } else { ub - ua };
     // Each replica reads the wall clock once, to the millisecond.
-    assert!(gap <= Duration::from_millis(3), "the same open period: {ua} vs {ub}");
+    assert!(
+        gap <= Duration::from_millis(3),
+        "the same open period: {ua} vs {ub}"
+    );
     // What Redis holds: a versioned record.
     let mut redis = server.client().await;
     let fields: Vec<(String, String)> = redis::cmd("HGETALL")
@@ -39,8 +42,14 @@ async fn a_trip_on_one_replica_opens_the_key_on_the_other() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert!(fields.contains(&("v".to_owned(), "1".to_owned())), "{fields:?}");
-    assert!(fields.contains(&("state".to_owned(), "open".to_owned())), "{fields:?}");
+    assert!(
+        fields.contains(&("v".to_owned(), "1".to_owned())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("state".to_owned(), "open".to_owned())),
+        "{fields:?}"
+    );
     // A reset on B closes it on A.
     bb.reset(now());
     wait_for("A to close", || ba.state(now()) == State::Closed).await;
@@ -69,8 +78,15 @@ async fn a_retry_after_on_one_replica_cools_the_key_on_the_other() {
     let rejection = bb.admit(common::now()).into_result().unwrap_err();
     let until = rejection.until.unwrap();
     let expected = now + Duration::from_secs(30);
-    let gap = if until > expected { until - expected } else { expected - until };
-    assert!(gap <= Duration::from_millis(3), "until the same instant: {until} vs {expected}");
+    let gap = if until > expected {
+        until - expected
+    } else {
+        expected - until
+    };
+    assert!(
+        gap <= Duration::from_millis(3),
+        "until the same instant: {until} vs {expected}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +97,10 @@ async fn half_open_admits_exactly_n_probes_across_replicas() {
     for r in &registries {
         syncs.push(attach(r, config(&server, "probes")).await);
     }
-    let breakers: Vec<_> = registries.iter().map(|r| r.breaker(&key()).unwrap()).collect();
+    let breakers: Vec<_> = registries
+        .iter()
+        .map(|r| r.breaker(&key()).unwrap())
+        .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
     trip(&breakers[0]);
     wait_for("every replica to open", || breakers.iter().all(is_open)).await;
@@ -135,7 +154,10 @@ async fn the_shared_budget_bounds_the_fleets_retries() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(granted, 10, "one fleet, one reserve of min_per_sec · ttl = 10");
+    assert_eq!(
+        granted, 10,
+        "one fleet, one reserve of min_per_sec · ttl = 10"
+    );
     // Requests earn retries for everyone: 100 requests on one replica, 10 retries at 0.1.
     let first = registries[0].budget(&key()).unwrap();
     for _ in 0..100 {
@@ -168,20 +190,35 @@ async fn records_of_another_version_are_dropped_and_counted() {
     let mut redis = server.client().await;
     let _: () = redis::cmd("HSET")
         .arg("breakwater:v1:foreign:breaker:anthropic/claude-sonnet-4-5")
-        .arg(&["v", "2", "epoch", "99999999999999", "state", "open", "until", "99999999999999"])
+        .arg(&[
+            "v",
+            "2",
+            "epoch",
+            "99999999999999",
+            "state",
+            "open",
+            "until",
+            "99999999999999",
+        ])
         .query_async(&mut redis)
         .await
         .unwrap();
     let sync = attach(&a, config(&server, "foreign")).await;
     let b = a.breaker(&key()).unwrap();
-    wait_for("the foreign record to be counted", || sync.status().stats.foreign > 0).await;
+    wait_for("the foreign record to be counted", || {
+        sync.status().stats.foreign > 0
+    })
+    .await;
     let _: () = redis::cmd("PUBLISH")
         .arg("breakwater:v1:foreign:events")
         .arg("7|99999999999999|open|99999999999999|0|1|anthropic/claude-sonnet-4-5")
         .query_async(&mut redis)
         .await
         .unwrap();
-    wait_for("the foreign message to be counted", || sync.status().stats.foreign > 1).await;
+    wait_for("the foreign message to be counted", || {
+        sync.status().stats.foreign > 1
+    })
+    .await;
     assert_eq!(b.state(now()), State::Closed);
     // The replica still works on local state, and a local trip is not applied to the
     // foreign record (the script refuses it).

@@ -1,6 +1,6 @@
 //! A real `redis-server` per test: started on a free loopback port in a temp directory,
 //! with persistence off, and stopped (with its directory removed) when dropped.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -69,7 +69,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server did not listen on port {} within 5 s", self.port);
+        panic!(
+            "redis-server did not listen on port {} within 5 s",
+            self.port
+        );
     }
 
     /// `redis://127.0.0.1:{port}/`.
@@ -103,7 +106,10 @@ impl RedisServer {
 
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().expect("kill");
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill {signal} {pid}");
     }
 
@@ -121,7 +127,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             // A paused server would not die of SIGKILL until continued on some systems.
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
         }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -195,7 +203,10 @@ pub async fn attach(registry: &Arc<Registry>, config: RedisFleetConfig) -> Fleet
 pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -210,7 +221,12 @@ pub fn trip(breaker: &Breaker) {
     for _ in 0..3 {
         let now = now();
         if let breakwater_core::Admit::Admitted(p) = breaker.admit(now) {
-            breaker.record(now, p, &breakwater_core::Class::Retriable, Duration::from_millis(5));
+            breaker.record(
+                now,
+                p,
+                &breakwater_core::Class::Retriable,
+                Duration::from_millis(5),
+            );
         }
     }
 }
