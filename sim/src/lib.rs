@@ -9,12 +9,14 @@
 //! - [`measure`]: per-policy collectors that turn requests and attempts into a
 //!   [`measure::PolicyReport`];
 //! - [`report`]: the table, JSON, CSV and SVG outputs;
-//! - [`dist`]: the random distributions, all drawing from an injected RNG.
+//! - [`dist`]: the random distributions, all drawing from an injected RNG;
+//! - [`fleet`]: client replicas with local or shared (modelled store) state.
 //!
 //! Nothing here reads a clock or a global RNG, and no order depends on hash iteration.
 
 pub mod dist;
 pub mod engine;
+pub mod fleet;
 pub mod measure;
 pub mod policy;
 pub mod provider;

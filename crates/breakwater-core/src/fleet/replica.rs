@@ -415,9 +415,23 @@ fn next_op(
         }
     }
     // 3. Half-open under the fleet's grants.
+    if view.state != State::HalfOpen {
+        // Grants only live in a half-open period.
+        ks.granted_at = None;
+    }
     let half_open = matches!(ks.known.state, SharedState::Open { until } if until <= now_fleet);
+    let epoch = ks.known.epoch;
+    if let Some(at) = ks.granted_at
+        && now >= at + config.grant_idle
+    {
+        ks.granted_at = None;
+        let probes = breaker.revoke_unused_probes(now, view.generation);
+        view.probes_granted -= probes;
+        if probes > 0 && half_open {
+            return Some(Op::Release { epoch, probes });
+        }
+    }
     if view.state == State::HalfOpen && view.gated && half_open {
-        let epoch = ks.known.epoch;
         let config_probes = breaker.config().half_open_probes.max(1);
         if ks.reported.0 != view.generation {
             ks.reported = (view.generation, 0);
@@ -426,16 +440,6 @@ fn next_op(
             ks.reported.1 += 1;
             let close_after = breaker.config().close_after.clamp(1, config_probes);
             return Some(Op::ProbeSucceeded { epoch, close_after });
-        }
-        if let Some(at) = ks.granted_at
-            && now >= at + config.grant_idle
-        {
-            ks.granted_at = None;
-            let probes = breaker.revoke_unused_probes(now, view.generation);
-            if probes > 0 {
-                view.probes_granted -= probes;
-                return Some(Op::Release { epoch, probes });
-            }
         }
         if view.probe_wanted && view.probes_granted <= view.probes_taken && now >= ks.claim_after {
             ks.claim_generation = view.generation;
