@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod core;
+mod fleet;
 mod peers;
 mod sim;
 
@@ -17,6 +18,7 @@ criterion_group!(
     peers::breakers,
     peers::backoff,
     peers::contention,
-    sim::engine
+    sim::engine,
+    fleet::fleet
 );
 criterion_main!(benches);
