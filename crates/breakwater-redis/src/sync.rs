@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use breakwater_core::breaker::FleetChange;
 use breakwater_core::budget::BudgetConfig;
 use breakwater_core::fleet::{
     BudgetPush, DecodeError, FleetClock, FleetStats, FleetTime, OpFailed, Replica, WINDOWS,
@@ -52,6 +53,7 @@ pub struct FleetStatus {
 ///
 /// Attach it to a `breakwater_http::Client` with `FleetSync::start(client.registry().clone(), config)`.
 pub struct FleetSync {
+    registry: Arc<Registry>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     status: Arc<Mutex<FleetStatus>>,
@@ -103,7 +105,7 @@ impl FleetSync {
             layout: Layout::new(&config.namespace),
             breaker_script: Script::new(scripts::BREAKER),
             budget_script: Script::new(scripts::BUDGET),
-            registry,
+            registry: Arc::clone(&registry),
             connection,
             pushes: push_rx,
             status: Arc::clone(&status),
@@ -114,6 +116,7 @@ impl FleetSync {
         };
         let task = tokio::spawn(driver.run(stopped));
         Ok(FleetSync {
+            registry,
             stop,
             task: Some(task),
             status,
@@ -136,8 +139,16 @@ impl FleetSync {
 }
 
 impl Drop for FleetSync {
+    /// Tells the task to stop, and puts the breakers back on local behaviour at once
+    /// (the task does it too as it ends; this covers a runtime that is already gone).
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        let now = clock::read().now;
+        for key in self.registry.keys() {
+            if let Some(breaker) = self.registry.breaker(&key) {
+                breaker.apply_fleet(now, FleetChange::Gated(false));
+            }
+        }
     }
 }
 

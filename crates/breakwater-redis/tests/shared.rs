@@ -248,3 +248,57 @@ async fn stopping_puts_the_breakers_back_on_local_probing() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(b.admit(now()).into_result().unwrap().is_probe());
 }
+
+/// Attached to a `breakwater_http::Client`'s registry: a trip in one client's process
+/// state reaches the other client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attaches_to_an_http_clients_registry() {
+    use breakwater_core::RouteConfig;
+    use breakwater_http::Client;
+    use breakwater_http::wire::Provider;
+
+    let server = RedisServer::start();
+    let route = RouteConfig::from_toml(
+        "name = \"chat\"\n[[step]]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n",
+    )
+    .unwrap();
+    let client = |registry| {
+        Client::builder()
+            .provider(
+                "anthropic",
+                Provider::Anthropic,
+                "http://127.0.0.1:9",
+                "key",
+            )
+            .route(route.clone())
+            .registry(registry)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (client(registry()), client(registry()));
+    let sync_a = attach(a.registry(), config(&server, "http")).await;
+    let sync_b = attach(b.registry(), config(&server, "http")).await;
+    // Binding the route made the key's breaker: both syncs know it.
+    assert_eq!(a.registry().keys(), vec![key()]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    trip(&a.registry().breaker(&key()).unwrap());
+    let theirs = b.registry().breaker(&key()).unwrap();
+    wait_for("the other client's breaker to open", || is_open(&theirs)).await;
+    sync_a.stop().await;
+    sync_b.stop().await;
+}
+
+/// A sync whose runtime is gone cannot ungate from its task: dropping it does.
+#[test]
+fn dropping_the_sync_ungates_even_without_its_runtime() {
+    let server = RedisServer::start();
+    let a = registry();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sync = runtime.block_on(attach(&a, config(&server, "drop")));
+    let b = a.breaker(&key()).unwrap();
+    runtime.block_on(wait_for("the gate", || b.fleet_view(now()).gated));
+    drop(runtime);
+    assert!(b.fleet_view(now()).gated, "the task died without ungating");
+    drop(sync);
+    assert!(!b.fleet_view(now()).gated);
+}
