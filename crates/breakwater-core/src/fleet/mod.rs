@@ -56,9 +56,9 @@
 
 pub mod budget;
 mod clock;
-mod record;
+pub mod record;
 mod replica;
-mod store;
+pub mod store;
 
 #[cfg(test)]
 mod tests;
