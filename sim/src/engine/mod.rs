@@ -686,68 +686,6 @@ impl Sim<'_> {
         }
     }
 
-    /// After a step of a request on `replica` (or a fleet message to it): its fleet
-    /// machine looks at the breakers, and the outage measure at whether it stopped.
-    fn after_step(&mut self, now: Time, replica: u32) {
-        if let Some(fleet) = &mut self.fleet {
-            // Periodic polls stop with the traffic (or they would run forever); what
-            // requests still in flight do is still shared.
-            let timers = now < Time::ZERO + self.scenario.duration;
-            fleet.scan(
-                now,
-                replica,
-                &self.registries[replica as usize],
-                timers,
-                &mut self.fleet_out,
-            );
-            for (at, event) in self.fleet_out.drain(..) {
-                self.queue.schedule(at, Ev::Fleet(event));
-            }
-        }
-        if let Some(outage) = &mut self.outage
-            && outage.watching(now, replica as usize)
-        {
-            let route = &self.routes[replica as usize];
-            let stopped = (0..route.len()).any(|step| {
-                self.targets[step].0 as usize == outage.provider
-                    && route
-                        .breaker(step)
-                        .is_some_and(|b| b.state(now) != breakwater_core::State::Closed)
-            });
-            if stopped {
-                outage.stop(now, replica as usize);
-            }
-        }
-    }
-
-    fn on_fleet(&mut self, now: Time, event: FleetEvent) {
-        let Some(fleet) = &mut self.fleet else { return };
-        let replicas = self.registries.len() as u32;
-        let touched = match event {
-            FleetEvent::AtStore { slot } => {
-                fleet.at_store(now, slot, replicas, &mut self.fleet_out);
-                None
-            }
-            FleetEvent::Answer { slot } => fleet.answer(now, slot, self.registries),
-            FleetEvent::Push { replica, update } => {
-                fleet.push(now, replica, update, &self.registries[replica as usize]);
-                Some(replica)
-            }
-            FleetEvent::BudgetAtStore { slot } => {
-                fleet.budget_at_store(now, slot, &mut self.fleet_out);
-                None
-            }
-            FleetEvent::BudgetAnswer { slot } => fleet.budget_answer(now, slot, self.registries),
-            FleetEvent::Timer { replica } => fleet.timer_due(now, replica).then_some(replica),
-        };
-        for (at, event) in self.fleet_out.drain(..) {
-            self.queue.schedule(at, Ev::Fleet(event));
-        }
-        if let Some(replica) = touched {
-            self.after_step(now, replica);
-        }
-    }
-
     fn finish(self) -> PolicyRun {
         let mix = self.scenario.token_mix();
         let servers = &self.servers;
