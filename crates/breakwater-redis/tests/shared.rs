@@ -293,7 +293,12 @@ async fn attaches_to_an_http_clients_registry() {
 fn dropping_the_sync_ungates_even_without_its_runtime() {
     let server = RedisServer::start();
     let a = registry();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // One thread: the task runs only inside `block_on`, so once that returns nothing
+    // can run it again, and dropping the runtime drops it unpolled.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let sync = runtime.block_on(attach(&a, config(&server, "drop")));
     let b = a.breaker(&key()).unwrap();
     runtime.block_on(wait_for("the gate", || b.fleet_view(now()).gated));
