@@ -5,6 +5,7 @@ use criterion::{criterion_group, criterion_main};
 
 mod adapter;
 mod core;
+mod fleet;
 mod peers;
 mod sim;
 mod tower_peers;
@@ -22,6 +23,7 @@ criterion_group!(
     tower_peers::budget,
     peers::contention,
     adapter::adapter,
-    sim::engine
+    sim::engine,
+    fleet::fleet
 );
 criterion_main!(benches);

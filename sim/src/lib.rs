@@ -11,6 +11,7 @@
 //! - [`report`]: the table, JSON, CSV and SVG outputs;
 //! - [`dist`]: the random distributions, all drawing from an injected RNG;
 //! - [`serve`]: the provider models as a live HTTP server on loopback, in real time.
+//! - [`fleet`]: client replicas with local or shared (modelled store) state.
 //!
 //! Nothing here reads a clock or a global RNG, and no order depends on hash iteration —
 //! except `serve`, which runs the same models in real time and reads the clock in one
@@ -18,6 +19,7 @@
 
 pub mod dist;
 pub mod engine;
+pub mod fleet;
 pub mod measure;
 pub mod policy;
 pub mod provider;

@@ -25,6 +25,7 @@ use breakwater_core::{
 };
 use serde::Deserialize;
 
+use crate::fleet::FleetOptions;
 use crate::scenario::{Located, Policy, Preset, Scenario, ScenarioError};
 
 /// A policy ready to run: core configuration plus the client's header handling.
@@ -38,6 +39,8 @@ pub struct PolicySetup {
     pub registry: RegistryConfig,
     /// How the simulated client treats requests and headers.
     pub client: ClientOptions,
+    /// Whether the client replicas share their state (default: each keeps its own).
+    pub fleet: FleetOptions,
 }
 
 /// What the simulated client does outside the core: which deadline it sets and how
@@ -76,6 +79,12 @@ impl PolicySetup {
         }
         if let Some(plan) = &policy.plan {
             setup.client = parse(scenario, plan)?;
+        }
+        if let Some(fleet) = &policy.fleet {
+            setup.fleet = parse(scenario, fleet)?;
+            setup.fleet.config().validate().map_err(|e| {
+                ScenarioError::at_path(&scenario.source, &fleet.path, e.to_string())
+            })?;
         }
         setup.route.validate().map_err(|e| {
             let at = policy.route.as_ref().map_or("policy", |r| r.path.as_str());
@@ -226,6 +235,7 @@ impl PolicySetup {
             route,
             registry,
             client,
+            fleet: FleetOptions::default(),
         }
     }
 }

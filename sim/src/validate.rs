@@ -165,6 +165,7 @@ fn retry_loop(
             deadline: false,
             retry_after_max: None,
         },
+        fleet: crate::fleet::FleetOptions::default(),
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! The pieces, each a module: [`taxonomy`] (what an outcome means), [`retry_after`],
 //! [`backoff`], [`budget`] (retries as a share of traffic), [`deadline`], [`breaker`]
-//! (per provider/model), [`registry`] (the shared state), [`route`] (fallback chains),
+//! (per provider/model), [`registry`] (the shared state), [`fleet`] (sharing it across
+//! replicas), [`route`] (fallback chains),
 //! [`plan`] (the per-request state machine), [`metrics`] and [`cost`].
 //!
 //! Every driver runs the same loop: poll the plan, act, report back.
@@ -59,6 +60,7 @@ pub mod budget;
 pub mod class;
 pub mod cost;
 pub mod deadline;
+pub mod fleet;
 pub mod key;
 pub mod metrics;
 pub mod outcome;

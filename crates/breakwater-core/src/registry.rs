@@ -150,6 +150,20 @@ impl Registry {
         )
     }
 
+    /// Every budget made so far, with the key it is shared under (`*/*` for a global
+    /// budget, `provider/*` per provider, the key itself per key), sorted by that key.
+    #[must_use]
+    pub fn budgets(&self) -> Vec<(Key, SharedBudget)> {
+        let mut budgets: Vec<(Key, SharedBudget)> = self
+            .budgets
+            .read()
+            .iter()
+            .map(|(key, budget)| (key.clone(), budget.clone()))
+            .collect();
+        budgets.sort_by(|a, b| a.0.cmp(&b.0));
+        budgets
+    }
+
     /// Every key that has a breaker, sorted.
     #[must_use]
     pub fn keys(&self) -> Vec<Key> {
@@ -202,6 +216,12 @@ impl SharedBudget {
         self.0.lock().on_attempt(now, success, withdrawal);
     }
 
+    /// Runs `f` on the budget under its lock, mutably (the fleet layer merges the
+    /// fleet's balance in this way).
+    pub fn with_mut<T>(&self, f: impl FnOnce(&mut Budget) -> T) -> T {
+        f(&mut self.0.lock())
+    }
+
     /// Runs `f` on the budget under its lock (for inspection).
     pub fn with<T>(&self, f: impl FnOnce(&Budget) -> T) -> T {
         f(&self.0.lock())
@@ -251,6 +271,19 @@ mod tests {
         assert!(!same(BudgetScope::Provider, &sonnet, &mini));
         assert!(same(BudgetScope::Global, &sonnet, &mini));
         assert!(!same(BudgetScope::Key, &sonnet, &haiku));
+    }
+
+    #[test]
+    fn budgets_lists_each_shared_budget_once_by_its_scope_key() {
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        assert!(registry.budgets().is_empty());
+        let sonnet = registry.budget(&Key::new("anthropic", "claude-sonnet-4-5"));
+        let _haiku = registry.budget(&Key::new("anthropic", "claude-haiku-4-5"));
+        let _mini = registry.budget(&Key::new("openai", "gpt-4o-mini"));
+        let listed = registry.budgets();
+        let keys: Vec<String> = listed.iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys, ["anthropic/*", "openai/*"]);
+        assert!(Arc::ptr_eq(&listed[0].1.0, &sonnet.unwrap().0));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! HTTP adapter turns HTTP responses into them.
 
 mod clients;
+mod fleet;
+mod outage;
 mod queue;
 
 use std::time::Duration;
@@ -24,7 +26,10 @@ use breakwater_core::{
 };
 
 pub use clients::Population;
+pub use outage::OutageMeasures;
 pub use queue::EventQueue;
+
+use fleet::{FleetEvent, FleetModel};
 
 use crate::measure::{Collector, MeasureConfig, PolicyReport, RequestRecord};
 use crate::policy::{PolicySetup, prices};
@@ -48,6 +53,9 @@ pub struct PolicyRun {
     pub row_writes: u64,
     /// When the last request finished.
     pub last_finish: Time,
+    /// The start of the scenario's first provider outage, across the client replicas
+    /// (kept out of the report, which stays as it was).
+    pub outage: Option<OutageMeasures>,
 }
 
 /// A setup that cannot run.
@@ -139,7 +147,7 @@ pub fn run_policy(scenario: &Scenario, setup: &PolicySetup) -> Result<PolicyRun,
         .collect::<Result<_, _>>()
         .map_err(|e| policy_error(e.to_string()))?;
 
-    let mut sim = Sim::new(scenario, setup, &routes, targets);
+    let mut sim = Sim::new(scenario, setup, &routes, &registries, targets);
     sim.run();
     Ok(sim.finish())
 }
@@ -180,12 +188,15 @@ enum Ev {
     ServiceDone { provider: u32, id: ServiceId },
     /// A server's storm boundary.
     ServerTimer { provider: u32 },
+    /// Shared state on its way between a replica and the store.
+    Fleet(FleetEvent),
 }
 
 struct Sim<'r> {
     scenario: &'r Scenario,
     setup: &'r PolicySetup,
     routes: &'r [Route],
+    registries: &'r [Registry],
     targets: Vec<(u32, u32)>,
     queue: EventQueue<Ev>,
     servers: Vec<Server>,
@@ -202,6 +213,10 @@ struct Sim<'r> {
     metrics: Metrics,
     row_writes: u64,
     last_finish: Time,
+    /// The store and the replicas' fleet machines, for shared state.
+    fleet: Option<FleetModel>,
+    fleet_out: Vec<(Time, FleetEvent)>,
+    outage: Option<OutageMeasures>,
 }
 
 impl<'r> Sim<'r> {
@@ -209,6 +224,7 @@ impl<'r> Sim<'r> {
         scenario: &'r Scenario,
         setup: &'r PolicySetup,
         routes: &'r [Route],
+        registries: &'r [Registry],
         targets: Vec<(u32, u32)>,
     ) -> Sim<'r> {
         let servers: Vec<Server> = (0..scenario.providers.len())
@@ -236,10 +252,15 @@ impl<'r> Sim<'r> {
         let plan_rngs = (0..routes.len())
             .map(|r| seeded(derive_seed(scenario.seed, "plans", r as u64)))
             .collect();
+        let fleet = setup
+            .fleet
+            .shared()
+            .then(|| FleetModel::new(&setup.fleet, registries));
         Sim {
             scenario,
             setup,
             routes,
+            registries,
             targets,
             queue: EventQueue::new(),
             jobs: vec![Vec::new(); servers.len()],
@@ -254,6 +275,9 @@ impl<'r> Sim<'r> {
             metrics: Metrics::new(),
             row_writes: 0,
             last_finish: Time::ZERO,
+            fleet,
+            fleet_out: Vec::new(),
+            outage: OutageMeasures::for_scenario(scenario, routes.len()),
         }
     }
 
@@ -306,6 +330,7 @@ impl<'r> Sim<'r> {
                         self.queue.schedule(at, Ev::ServerTimer { provider });
                     }
                 }
+                Ev::Fleet(event) => self.on_fleet(now, event),
             }
         }
     }
@@ -315,6 +340,9 @@ impl<'r> Sim<'r> {
         let Some(new) = pop.next_request(now, worker) else {
             return;
         };
+        if let Some(outage) = &mut self.outage {
+            outage.on_request(now);
+        }
         if !worker && let Some(at) = pop.next_arrival(now) {
             self.queue.schedule(at, Ev::Arrival { population, worker });
         }
@@ -361,8 +389,17 @@ impl<'r> Sim<'r> {
         self.drive(now, idx);
     }
 
-    /// Polls request `idx`'s plan and carries out what it says until it waits.
+    /// Polls request `idx`'s plan and carries out what it says until it waits; then
+    /// the request's replica looks at its shared state.
     fn drive(&mut self, now: Time, idx: u32) {
+        let Some(replica) = self.requests[idx as usize].as_ref().map(|r| r.replica) else {
+            return;
+        };
+        self.drive_plan(now, idx);
+        self.after_step(now, replica);
+    }
+
+    fn drive_plan(&mut self, now: Time, idx: u32) {
         loop {
             let Some(req) = self.requests[idx as usize].as_mut() else {
                 return;
@@ -385,6 +422,9 @@ impl<'r> Sim<'r> {
                     let attempt_gen = *g;
                     self.collector
                         .on_attempt(now, provider as usize, attempt.attempt > 1);
+                    if let Some(outage) = &mut self.outage {
+                        outage.on_attempt(now, provider as usize);
+                    }
                     let timeout_at = now + attempt.timeout;
                     if !self.send(now, idx, attempt_gen, provider, spec, timeout_at) {
                         self.queue.schedule(
@@ -659,6 +699,7 @@ impl Sim<'_> {
             events: self.queue.popped(),
             row_writes: self.row_writes,
             last_finish: self.last_finish,
+            outage: self.outage,
         }
     }
 }

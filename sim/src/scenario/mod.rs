@@ -291,6 +291,8 @@ pub struct Policy {
     pub registry: Option<Located<toml::Table>>,
     /// Free-form `plan` table.
     pub plan: Option<Located<toml::Table>>,
+    /// Free-form `fleet` table ([`crate::fleet::FleetOptions`]).
+    pub fleet: Option<Located<toml::Table>>,
 }
 
 /// A value with the path and location it came from.

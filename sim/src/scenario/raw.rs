@@ -232,4 +232,5 @@ pub(crate) struct RawPolicy {
     pub(crate) route: Option<toml::Table>,
     pub(crate) registry: Option<toml::Table>,
     pub(crate) plan: Option<toml::Table>,
+    pub(crate) fleet: Option<toml::Table>,
 }

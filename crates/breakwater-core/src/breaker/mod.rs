@@ -83,6 +83,7 @@
 //! races above, and the half-open probe bound, under every interleaving.
 
 mod config;
+pub mod fleet;
 mod gate;
 mod off_or;
 mod permit;
@@ -97,6 +98,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use config::{BreakerConfig, BreakerError, Window};
+pub use fleet::{FleetChange, FleetView};
 pub use permit::{Admit, Permit, RejectReason, Rejection};
 pub use state::{BreakerEvent, Cause, State, StateKind};
 

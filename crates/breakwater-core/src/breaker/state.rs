@@ -87,6 +87,8 @@ pub enum Cause {
     Isolated,
     /// [`reset`](super::Breaker::reset).
     Reset,
+    /// The fleet's shared state ([`apply_fleet`](super::Breaker::apply_fleet)).
+    Fleet,
 }
 
 impl Cause {
@@ -103,6 +105,7 @@ impl Cause {
             Cause::Forced => "forced",
             Cause::Isolated => "isolated",
             Cause::Reset => "reset",
+            Cause::Fleet => "fleet",
         }
     }
 }

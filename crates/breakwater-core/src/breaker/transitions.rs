@@ -15,6 +15,8 @@ use crate::Time;
 use crate::backoff::Backoff;
 use crate::rng::{SeededRng, seeded};
 
+mod fleet;
+
 /// What an admission hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Ticket {
@@ -55,6 +57,22 @@ pub(super) struct Machine {
     taken: u32,
     successes: u32,
     events: EventQueue,
+    /// The fleet's say in this machine (see `breaker/fleet.rs`).
+    fleet: FleetGate,
+}
+
+/// What a fleet-wide store adds to the machine: a revision that changes with every
+/// transition or cooldown, and, while `gated`, half-open probes only as granted.
+#[derive(Debug, Default)]
+pub(super) struct FleetGate {
+    /// Bumped by every transition and every cooldown change.
+    revision: u64,
+    /// Half-open admits only `granted` probes (the fleet's grants), not `probes`.
+    gated: bool,
+    /// Probe slots the fleet granted in this half-open period.
+    granted: u32,
+    /// A call found no granted slot in this half-open period.
+    wanted: bool,
 }
 
 impl Machine {
@@ -76,6 +94,7 @@ impl Machine {
             taken: 0,
             successes: 0,
             events: EventQueue::new(event_capacity),
+            fleet: FleetGate::default(),
         }
     }
 
@@ -99,6 +118,8 @@ impl Machine {
                 self.generation = self.generation.wrapping_add(1);
                 self.taken = 0;
                 self.successes = 0;
+                self.fleet.granted = 0;
+                self.fleet.wanted = false;
                 self.transition(until, State::HalfOpen, Cause::OpenElapsed);
             }
             _ => {}
@@ -140,10 +161,13 @@ impl Machine {
             return Err(rejection);
         }
         match self.state {
-            State::HalfOpen if self.taken >= self.probes => Err(Rejection {
-                reason: RejectReason::HalfOpenFull,
-                until: None,
-            }),
+            State::HalfOpen if self.taken >= self.probe_limit() => {
+                self.fleet.wanted |= self.fleet.gated;
+                Err(Rejection {
+                    reason: RejectReason::HalfOpenFull,
+                    until: None,
+                })
+            }
             State::HalfOpen => Ok(Ticket::Probe {
                 generation: self.generation,
             }),
@@ -196,8 +220,9 @@ impl Machine {
     /// No admission before `until`; extends a cooldown, never shortens it.
     pub(super) fn cool_down(&mut self, now: Time, until: Time) {
         self.normalize(now);
-        if until > now {
-            self.cooldown = Some(self.cooldown.map_or(until, |c| c.max(until)));
+        if until > now && self.cooldown.is_none_or(|c| c < until) {
+            self.cooldown = Some(until);
+            self.fleet.revision = self.fleet.revision.wrapping_add(1);
         }
     }
 
@@ -265,6 +290,7 @@ impl Machine {
     fn transition(&mut self, at: Time, to: State, cause: Cause) {
         let from = self.state.kind();
         self.state = to;
+        self.fleet.revision = self.fleet.revision.wrapping_add(1);
         self.events.push(BreakerEvent {
             at,
             from,

@@ -134,6 +134,32 @@ impl RatioBudget {
         self.reserve.saturating_add(live).max(0) as f64 / SCALE as f64
     }
 
+    /// For the fleet layer ([`crate::fleet::budget`]): moves to `now`'s window and
+    /// returns it with the window length in nanoseconds.
+    pub(crate) fn advance_to(&mut self, now: Time) -> (u64, u64) {
+        self.advance(now);
+        (self.window, self.window_nanos)
+    }
+
+    /// For the fleet layer: the net units of window `w`, 0 unless it is live.
+    pub(crate) fn window_units(&self, w: u64) -> i64 {
+        if self.live_windows().contains(&w) {
+            self.slots[slot(w)]
+        } else {
+            0
+        }
+    }
+
+    /// For the fleet layer: sets the net units of window `w` if it is live.
+    pub(crate) fn set_window_units(&mut self, w: u64, units: i64) {
+        if self.live_windows().contains(&w) {
+            self.slots[slot(w)] = units;
+        }
+    }
+
+    /// How many windows an entry lives (the `ttl` in windows).
+    pub(crate) const SLOTS: u64 = SLOTS as u64;
+
     /// The window `now` falls in, never earlier than the latest seen.
     fn window_at(&self, now: Time) -> u64 {
         (now.as_nanos() / self.window_nanos).max(self.window)

@@ -184,6 +184,7 @@ pub(super) fn policies(c: &Check<'_>, raw: &RawScenario) -> Result<Vec<Policy>> 
             route: located("route", &p.route),
             registry: located("registry", &p.registry),
             plan: located("plan", &p.plan),
+            fleet: located("fleet", &p.fleet),
         });
     }
     let Some(names) = &raw.policies else {
@@ -214,6 +215,7 @@ pub(super) fn policies(c: &Check<'_>, raw: &RawScenario) -> Result<Vec<Policy>> 
                 route: None,
                 registry: None,
                 plan: None,
+                fleet: None,
             });
         } else {
             return c.err(&path, format!("no [[policy]] or preset named `{name}`"));

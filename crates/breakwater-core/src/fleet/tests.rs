@@ -1,0 +1,516 @@
+//! Replicas and a store in one process: the fleet's behaviour end to end, with every
+//! message delivered by hand (in order, late, twice, or never).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::backoff::{Backoff, Jitter};
+use crate::breaker::{Admit, BreakerConfig, Permit, RejectReason, State};
+use crate::class::Class;
+use crate::registry::{Registry, RegistryConfig};
+use crate::{Key, Time};
+
+fn key() -> Key {
+    Key::new("anthropic", "claude-sonnet-4-5")
+}
+
+fn registry() -> Registry {
+    Registry::new(RegistryConfig {
+        breaker: Some(BreakerConfig {
+            consecutive_failures: Some(3),
+            window: None,
+            failure_rate: None,
+            min_calls: 0,
+            open: Backoff::exponential(Duration::from_secs(1), Duration::from_secs(8))
+                .with_jitter(Jitter::None),
+            half_open_probes: 2,
+            close_after: 2,
+            ..BreakerConfig::default()
+        }),
+        ..RegistryConfig::default()
+    })
+    .unwrap()
+}
+
+fn config() -> FleetConfig {
+    FleetConfig {
+        staleness: Duration::from_millis(100),
+        probe_lease: Duration::from_secs(3600),
+        grant_idle: Duration::from_secs(3600),
+    }
+}
+
+struct Node {
+    registry: Registry,
+    replica: Replica,
+}
+
+/// R replicas and a store; messages delivered at once, in order.
+struct Fleet {
+    nodes: Vec<Node>,
+    store: BTreeMap<String, StoreRecord>,
+    now: Time,
+}
+
+impl Fleet {
+    fn new(replicas: u64) -> Fleet {
+        let nodes = (0..replicas)
+            .map(|id| {
+                let registry = registry();
+                let _ = registry.breaker(&key());
+                let mut replica = Replica::new(id, config(), FleetClock::identity());
+                replica.set_connected(Time::ZERO, &registry, true);
+                Node { registry, replica }
+            })
+            .collect();
+        Fleet {
+            nodes,
+            store: BTreeMap::new(),
+            now: Time::ZERO,
+        }
+    }
+
+    fn breaker(&self, node: usize) -> crate::Breaker {
+        self.nodes[node].registry.breaker(&key()).unwrap()
+    }
+
+    /// Every node sends what it has; the store answers and pushes changes to all.
+    fn round(&mut self) -> usize {
+        let now = self.now;
+        let mut sent = 0;
+        for i in 0..self.nodes.len() {
+            let ops = {
+                let node = &mut self.nodes[i];
+                node.replica.poll_ops(now, &node.registry)
+            };
+            for (key, op) in ops {
+                sent += 1;
+                let name = key.to_string();
+                let reply = self
+                    .store
+                    .entry(name.clone())
+                    .or_default()
+                    .apply(&op, FleetClock::identity().to_fleet(now));
+                let node = &mut self.nodes[i];
+                let breaker = node.registry.breaker(&key).unwrap();
+                node.replica.on_reply(now, &key, &breaker, Ok(reply));
+                if reply.changed {
+                    let message = Update {
+                        name,
+                        record: reply.record,
+                    }
+                    .encode();
+                    for other in &mut self.nodes {
+                        other.replica.on_message(now, &other.registry, &message);
+                    }
+                }
+            }
+        }
+        sent
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..20 {
+            if self.round() == 0 {
+                return;
+            }
+        }
+        panic!("the fleet does not settle");
+    }
+
+    fn at(&mut self, millis: u64) {
+        self.now = Time::from_millis(millis);
+    }
+}
+
+fn fail(b: &crate::Breaker, now: Time) {
+    if let Admit::Admitted(p) = b.admit(now) {
+        b.record(now, p, &Class::Retriable, Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn one_replicas_trip_opens_the_key_everywhere_and_its_close_closes_it() {
+    let mut fleet = Fleet::new(3);
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    assert_eq!(
+        a.state(Time::ZERO),
+        State::Open {
+            until: Time::from_secs(1)
+        }
+    );
+    fleet.settle();
+    for node in 1..3 {
+        assert_eq!(
+            fleet.breaker(node).state(Time::ZERO),
+            State::Open {
+                until: Time::from_secs(1)
+            },
+            "node {node}"
+        );
+    }
+    // Re-closing by hand on one replica closes the key fleet-wide.
+    fleet.at(100);
+    a.reset(fleet.now);
+    fleet.settle();
+    for node in 0..3 {
+        assert_eq!(fleet.breaker(node).state(fleet.now), State::Closed);
+    }
+}
+
+#[test]
+fn a_cooldown_holds_for_every_replica() {
+    let mut fleet = Fleet::new(2);
+    fleet.settle();
+    let a = fleet.breaker(0);
+    let p = a.admit(Time::ZERO).into_result().unwrap();
+    let limited = Class::RateLimited {
+        retry_after: Some(Duration::from_secs(30)),
+    };
+    a.record(Time::ZERO, p, &limited, Duration::from_millis(5));
+    fleet.settle();
+    let b = fleet.breaker(1);
+    let rejection = b.admit(Time::from_secs(1)).into_result().unwrap_err();
+    assert_eq!(rejection.reason, RejectReason::CoolingDown);
+    assert_eq!(rejection.until, Some(Time::from_secs(30)));
+    assert!(b.admit(Time::from_secs(30)).is_admitted());
+}
+
+/// Admits on every node until nothing more is admitted, settling in between; returns
+/// the probe permits with their nodes.
+fn probe_everywhere(fleet: &mut Fleet) -> Vec<(usize, Permit)> {
+    let mut probes = Vec::new();
+    for _ in 0..5 {
+        for node in 0..fleet.nodes.len() {
+            if let Admit::Admitted(p) = fleet.breaker(node).admit(fleet.now) {
+                assert!(p.is_probe());
+                probes.push((node, p));
+            }
+        }
+        fleet.settle();
+    }
+    probes
+}
+
+#[test]
+fn half_open_admits_n_probes_across_the_fleet_and_their_successes_close_it() {
+    let mut fleet = Fleet::new(5);
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    fleet.settle();
+    fleet.at(1000);
+    let probes = probe_everywhere(&mut fleet);
+    assert_eq!(probes.len(), 2, "half_open_probes = 2 for the whole fleet");
+    // Each success is reported; the second closes the key for everyone, although no
+    // replica saw two successes itself.
+    let now = fleet.now;
+    let owners: Vec<usize> = probes.iter().map(|(node, _)| *node).collect();
+    assert_ne!(
+        owners[0], owners[1],
+        "each grant went to a replica that wanted one"
+    );
+    for (node, p) in probes {
+        fleet
+            .breaker(node)
+            .record(now, p, &Class::Success, Duration::from_millis(5));
+        fleet.settle();
+    }
+    for node in 0..5 {
+        assert_eq!(fleet.breaker(node).state(now), State::Closed, "node {node}");
+    }
+}
+
+#[test]
+fn a_failed_probe_reopens_the_key_everywhere() {
+    let mut fleet = Fleet::new(3);
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    fleet.settle();
+    fleet.at(1000);
+    let mut probes = probe_everywhere(&mut fleet);
+    let (owner, p) = probes.pop().unwrap();
+    fleet
+        .breaker(owner)
+        .record(fleet.now, p, &Class::Retriable, Duration::from_millis(5));
+    fleet.settle();
+    for node in 0..3 {
+        // The second trip in a row opens for 2 s.
+        assert_eq!(
+            fleet.breaker(node).state(fleet.now),
+            State::Open {
+                until: Time::from_secs(3)
+            },
+            "node {node}"
+        );
+    }
+}
+
+#[test]
+fn without_the_store_each_replica_probes_on_its_own() {
+    let mut fleet = Fleet::new(2);
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    fleet.settle();
+    let now = Time::from_secs(1);
+    for node in &mut fleet.nodes {
+        node.replica.set_connected(now, &node.registry, false);
+        assert!(node.replica.poll_ops(now, &node.registry).is_empty());
+    }
+    for node in 0..2 {
+        let b = fleet.breaker(node);
+        let first = b.admit(now).into_result().unwrap();
+        let second = b.admit(now).into_result().unwrap();
+        assert!(
+            first.is_probe() && second.is_probe(),
+            "node {node} probes locally"
+        );
+        assert!(!b.admit(now).is_admitted());
+    }
+}
+
+#[test]
+fn a_store_that_lost_its_data_gets_the_open_keys_again() {
+    let mut fleet = Fleet::new(2);
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    fleet.settle();
+    // The store restarts empty; the replicas notice (a failure), then reconnect.
+    fleet.store.clear();
+    fleet.at(200);
+    let now = fleet.now;
+    for node in &mut fleet.nodes {
+        node.replica.set_connected(now, &node.registry, false);
+        node.replica.set_connected(now, &node.registry, true);
+    }
+    fleet.settle();
+    let record = fleet.store[&key().to_string()].record;
+    assert_eq!(
+        record.state,
+        SharedState::Open {
+            until: FleetTime::from_millis(1000)
+        }
+    );
+    // A replica that joins now learns of it.
+    let mut late = Fleet::new(1);
+    late.store = fleet.store.clone();
+    late.at(200);
+    late.settle();
+    assert_eq!(
+        late.breaker(0).state(late.now),
+        State::Open {
+            until: Time::from_secs(1)
+        }
+    );
+}
+
+#[test]
+fn foreign_and_malformed_messages_are_counted_and_never_applied() {
+    let mut fleet = Fleet::new(1);
+    fleet.settle();
+    let node = &mut fleet.nodes[0];
+    let name = key().to_string();
+    node.replica.on_message(
+        Time::ZERO,
+        &node.registry,
+        &format!("2|999|open|5000|0|1|{name}"),
+    );
+    node.replica
+        .on_message(Time::ZERO, &node.registry, "garbage");
+    let stats = node.replica.stats();
+    assert_eq!((stats.foreign, stats.malformed, stats.applied), (1, 1, 0));
+    assert_eq!(
+        node.registry.breaker(&key()).unwrap().state(Time::ZERO),
+        State::Closed
+    );
+}
+
+#[test]
+fn a_failed_operation_leaves_local_state_and_is_tried_again() {
+    let registry = registry();
+    let breaker = registry.breaker(&key()).unwrap();
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    replica.set_connected(Time::ZERO, &registry, true);
+    let mut store = StoreRecord::default();
+    let ops = replica.poll_ops(Time::ZERO, &registry);
+    assert_eq!(ops, [(key(), Op::Read)]);
+    let reply = store.apply(&Op::Read, FleetTime::ZERO);
+    replica.on_reply(Time::ZERO, &key(), &breaker, Ok(reply));
+    breaker.force_open(Time::ZERO);
+    let ops = replica.poll_ops(Time::ZERO, &registry);
+    assert!(matches!(ops[..], [(_, Op::Open { .. })]));
+    assert!(
+        replica.poll_ops(Time::ZERO, &registry).is_empty(),
+        "one op in flight per key"
+    );
+    replica.on_reply(Time::ZERO, &key(), &breaker, Err(OpFailed));
+    assert_eq!(replica.stats().failed, 1);
+    assert!(matches!(breaker.state(Time::ZERO), State::Open { .. }));
+    let ops = replica.poll_ops(Time::ZERO, &registry);
+    assert!(
+        matches!(ops[..], [(_, Op::Open { .. })]),
+        "sent again: {ops:?}"
+    );
+}
+
+#[test]
+fn poll_timeout_names_the_next_poll_and_budget_sync() {
+    let registry = registry();
+    let _ = registry.budget(&key());
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    assert_eq!(replica.poll_timeout(), None, "disconnected");
+    replica.set_connected(Time::ZERO, &registry, true);
+    let breaker = registry.breaker(&key()).unwrap();
+    let ops = replica.poll_ops(Time::ZERO, &registry);
+    assert_eq!(replica.budget_pushes(Time::ZERO, &registry).len(), 1);
+    assert!(replica.budget_pushes(Time::ZERO, &registry).is_empty());
+    replica.on_reply(
+        Time::ZERO,
+        &ops[0].0,
+        &breaker,
+        Ok(StoreRecord::default().apply(&Op::Read, FleetTime::ZERO)),
+    );
+    assert_eq!(replica.poll_timeout(), Some(Time::from_millis(100)));
+}
+
+/// The record of `epoch` (one state per epoch, as the store writes them; the cooldown
+/// may differ between two messages of an epoch).
+fn record(epoch: u64, cooldown: u64) -> BreakerRecord {
+    BreakerRecord {
+        epoch,
+        state: match epoch % 3 {
+            0 => SharedState::Closed,
+            1 => SharedState::Open {
+                until: FleetTime::from_millis(epoch * 10 + 50_000),
+            },
+            _ => SharedState::Isolated,
+        },
+        cooldown: FleetTime::from_millis(cooldown),
+        trips: 0,
+    }
+}
+
+proptest! {
+    /// Whatever order updates arrive in, late or twice, a replica ends on the record of
+    /// the latest epoch, its cooldown is the largest seen, and it applies a record only
+    /// when it is newer than every one before.
+    #[test]
+    fn any_delivery_order_converges_on_the_latest_epoch(
+        records in proptest::collection::vec((1u64..50, 0u64..100_000), 1..20),
+        order in proptest::collection::vec(any::<prop::sample::Index>(), 1..60),
+    ) {
+        let registry = registry();
+        let breaker = registry.breaker(&key()).unwrap();
+        let mut replica = Replica::new(1, config(), FleetClock::identity());
+        replica.set_connected(Time::ZERO, &registry, true);
+        let _ = replica.poll_ops(Time::ZERO, &registry);
+        let updates: Vec<Update> = records
+            .iter()
+            .map(|&(e, c)| Update { name: key().to_string(), record: record(e, c) })
+            .collect();
+        // Deliver a random sequence (duplicates and reordering), then every update once.
+        let mut best = 0;
+        let mut applied = 0;
+        let now = Time::from_secs(1);
+        for update in order.iter().map(|i| &updates[i.index(updates.len())]).chain(&updates) {
+            if update.record.epoch > best {
+                best = update.record.epoch;
+                applied += 1;
+            }
+            replica.on_update(now, &registry, update);
+        }
+        let latest = updates.iter().map(|u| u.record.epoch).max().unwrap();
+        let known = replica.known(&key()).unwrap();
+        prop_assert_eq!(known.epoch, latest);
+        let winner = updates.iter().find(|u| u.record.epoch == latest).unwrap().record;
+        prop_assert_eq!(known.state, winner.state);
+        prop_assert_eq!(known.cooldown, updates.iter().map(|u| u.record.cooldown).max().unwrap());
+        prop_assert_eq!(replica.stats().applied, applied);
+        let local = breaker.state(now);
+        match winner.state {
+            SharedState::Closed => prop_assert_eq!(local, State::Closed),
+            SharedState::Open { until } => prop_assert_eq!(local, State::Open { until: Time::from_millis(until.as_millis()) }),
+            SharedState::Isolated => prop_assert_eq!(local, State::Isolated),
+        }
+    }
+
+    /// Replicas that admit calls, claim and report in any interleaving, with the
+    /// store's answers delivered late and in any order, never run more than
+    /// `half_open_probes` probes in one epoch across the fleet.
+    #[test]
+    fn probes_never_exceed_n_per_epoch_across_the_fleet(
+        steps in proptest::collection::vec((0usize..4, 0u8..4, any::<prop::sample::Index>()), 1..200),
+    ) {
+        let mut fleet = Fleet::new(4);
+        fleet.settle();
+        let a = fleet.breaker(0);
+        for _ in 0..3 {
+            fail(&a, Time::ZERO);
+        }
+        fleet.settle();
+        fleet.at(1000);
+        let mut pending: Vec<(usize, Key, Op)> = Vec::new();
+        let mut held: Vec<(usize, Permit, u64)> = Vec::new();
+        let mut probes_per_epoch: BTreeMap<u64, u32> = BTreeMap::new();
+        for (node, action, pick) in steps {
+            let now = fleet.now;
+            match action {
+                0 => {
+                    let b = fleet.breaker(node);
+                    if let Admit::Admitted(p) = b.admit(now) {
+                        if p.is_probe() {
+                            let epoch = fleet.nodes[node].replica.known(&key()).unwrap().epoch;
+                            let n = probes_per_epoch.entry(epoch).or_default();
+                            *n += 1;
+                            prop_assert!(*n <= 2, "{} probes in epoch {}", n, epoch);
+                        }
+                        held.push((node, p, 0));
+                    }
+                }
+                1 => {
+                    let n = &mut fleet.nodes[node];
+                    for (k, op) in n.replica.poll_ops(now, &n.registry) {
+                        pending.push((node, k, op));
+                    }
+                }
+                2 if !pending.is_empty() => {
+                    let (node, k, op) = pending.remove(pick.index(pending.len()));
+                    let name = k.to_string();
+                    let reply = fleet.store.entry(name.clone()).or_default().apply(&op, FleetTime::from_millis(now.as_nanos() / 1_000_000));
+                    let b = fleet.nodes[node].registry.breaker(&k).unwrap();
+                    fleet.nodes[node].replica.on_reply(now, &k, &b, Ok(reply));
+                    if reply.changed {
+                        let m = Update { name, record: reply.record }.encode();
+                        for other in &mut fleet.nodes {
+                            other.replica.on_message(now, &other.registry, &m);
+                        }
+                    }
+                }
+                3 if !held.is_empty() => {
+                    let (node, p, _) = held.remove(pick.index(held.len()));
+                    let class = if pick.index(2) == 0 { Class::Success } else { Class::Retriable };
+                    fleet.breaker(node).record(now, p, &class, Duration::from_millis(5));
+                }
+                _ => fleet.now = fleet.now + Duration::from_millis(50),
+            }
+        }
+    }
+}
