@@ -61,6 +61,7 @@
 //! model, one for answers), but real-time arrival order is not deterministic: two runs
 //! of `serve` need not answer alike.
 
+mod batch;
 mod catalog;
 mod clock;
 mod exchange;
@@ -78,6 +79,7 @@ use breakwater_core::Time;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use batch::{BatchSettings, BatchStats};
 pub use catalog::ServedModel;
 
 use crate::provider::ServerStats;
@@ -105,6 +107,8 @@ pub struct ServeConfig {
     pub seed: u64,
     /// The largest request body read; a larger one gets a 413.
     pub body_limit: usize,
+    /// How batches are run: turnaround, expiry, limits.
+    pub batch: BatchSettings,
 }
 
 impl ServeConfig {
@@ -118,7 +122,15 @@ impl ServeConfig {
             start: Duration::ZERO,
             duration: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            batch: BatchSettings::default(),
         }
+    }
+
+    /// Sets [`batch`](Self::batch).
+    #[must_use]
+    pub fn batch(mut self, batch: BatchSettings) -> ServeConfig {
+        self.batch = batch;
+        self
     }
 
     /// Sets [`speed`](Self::speed).
@@ -205,6 +217,7 @@ impl Server {
             config.seed,
             clock,
             config.body_limit,
+            config.batch.clone(),
         ));
         let models = shared.catalog.models();
         let mut tasks = vec![
@@ -288,6 +301,13 @@ impl Running {
     #[must_use]
     pub fn stats(&self) -> Vec<(String, ServerStats)> {
         self.shared.stats()
+    }
+
+    /// What the batch APIs have done: batches created, and their requests by state
+    /// as they stand now.
+    #[must_use]
+    pub fn batch_stats(&self) -> BatchStats {
+        self.shared.batches.lock().stats(self.virtual_now())
     }
 
     /// Resolves when the server has been asked to stop (its duration passed, or
