@@ -29,6 +29,12 @@
 //! | Anthropic Messages | `POST /v1/messages` | `x-api-key` or `Authorization: Bearer …` (and `anthropic-version`) |
 //! | OpenAI Chat Completions | `POST /v1/chat/completions` | `Authorization: Bearer …` |
 //! | Gemini | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` (also under `/v1/models/`) | `x-goog-api-key` or `?key=` |
+//! | Anthropic Message Batches | `POST /v1/messages/batches`, `GET …/{id}`, `GET …/{id}/results`, `POST …/{id}/cancel` | as Messages |
+//! | OpenAI Files and Batch | `POST /v1/files`, `GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}`, `POST …/{id}/cancel` | `Authorization: Bearer …` |
+//!
+//! Batches are processed on the serve clock over [`BatchSettings::turnaround`], each
+//! request answered as the storm in force when it is processed decides; see the
+//! `batch` module for the shapes and limits.
 //!
 //! Any non-empty key is accepted. A request names a model of the scenario: at the root
 //! (`http://addr/v1/messages`) the model name must belong to exactly one provider; under

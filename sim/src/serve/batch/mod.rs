@@ -11,6 +11,7 @@
 
 mod anthropic;
 mod lane;
+mod multipart;
 mod openai;
 mod store;
 

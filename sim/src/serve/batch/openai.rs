@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use breakwater_core::Time;
 use serde_json::{Value, json};
 
+use super::multipart;
 use super::store::{Batch, ItemState, LineError, NewItem, Refusal, Submission};
 use super::{Answer, Call, new_item, serial, success_body};
 use crate::serve::clock::VirtualClock;
@@ -39,7 +40,7 @@ pub(super) fn respond(call: &Call<'_>, op: &BatchOp, body: &[u8]) -> Answer {
     let now = shared.clock.now();
     match op {
         BatchOp::Upload => {
-            let (filename, bytes) = match multipart(call, body) {
+            let (filename, bytes) = match multipart::file(call.headers, body) {
                 Ok(file) => file,
                 Err(message) => return invalid(&message, None),
             };
@@ -191,89 +192,6 @@ fn limited(message: &str) -> Answer {
         status: 429,
         body: json!({"error": {"message": message, "type": "requests", "param": null, "code": "rate_limit_exceeded"}}),
     }
-}
-
-/// The uploaded file of a `multipart/form-data` body: its name and bytes, after
-/// checking `purpose=batch`.
-pub(super) fn multipart(call: &Call<'_>, body: &[u8]) -> Result<(String, Vec<u8>), String> {
-    let kind = call
-        .headers
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    parts(kind, body)
-}
-
-/// The `file` part (name, bytes) of a multipart body of content type `kind`.
-fn parts(kind: &str, body: &[u8]) -> Result<(String, Vec<u8>), String> {
-    let boundary = kind
-        .strip_prefix("multipart/form-data")
-        .and_then(|rest| rest.split("boundary=").nth(1))
-        .map(|b| b.split(';').next().unwrap_or(b).trim().trim_matches('"'))
-        .filter(|b| !b.is_empty())
-        .ok_or("the body must be multipart/form-data with a boundary")?;
-    let delimiter = format!("--{boundary}");
-    let (mut purpose, mut file) = (None, None);
-    for part in split(body, delimiter.as_bytes()).skip(1) {
-        if part.starts_with(b"--") {
-            break;
-        }
-        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
-        let Some(head_end) = find(part, b"\r\n\r\n") else {
-            return Err("a multipart part has no header".into());
-        };
-        let head = String::from_utf8_lossy(&part[..head_end]).to_ascii_lowercase();
-        let content = &part[head_end + 4..];
-        let param = |name: &str| {
-            head.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(str::to_owned)
-        };
-        match param("name").as_deref() {
-            Some("purpose") => purpose = Some(String::from_utf8_lossy(content).trim().to_owned()),
-            Some("file") => {
-                let name = param("filename").unwrap_or_else(|| "upload.jsonl".into());
-                file = Some((name, content.to_vec()));
-            }
-            _ => {}
-        }
-    }
-    match purpose.as_deref() {
-        Some("batch") => {}
-        Some(other) => {
-            return Err(format!(
-                "Invalid value for 'purpose': serve takes 'batch' files only, not '{other}'."
-            ));
-        }
-        None => return Err("Missing required parameter: 'purpose'.".into()),
-    }
-    file.ok_or_else(|| "Missing required parameter: 'file'.".into())
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn split<'a>(mut body: &'a [u8], delimiter: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        match find(body, delimiter) {
-            Some(i) => {
-                let head = &body[..i];
-                body = &body[i + delimiter.len()..];
-                Some(head)
-            }
-            None => {
-                done = true;
-                Some(body)
-            }
-        }
-    })
 }
 
 /// The requests of an input file, `(custom_id, body)` each, or why it does not

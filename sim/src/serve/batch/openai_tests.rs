@@ -1,47 +1,5 @@
 use super::*;
 
-fn upload(purpose: &str, file: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n{purpose}\r\n\
-         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n\
-         Content-Type: application/jsonl\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(file);
-    body.extend_from_slice(b"\r\n--XyZ--\r\n");
-    body
-}
-
-#[test]
-fn multipart_uploads_give_their_file() {
-    let kind = "multipart/form-data; boundary=XyZ";
-    let file = b"{\"a\":1}\n{\"b\":\"--X\"}\n";
-    let (name, bytes) = parts(kind, &upload("batch", file)).expect("parsed");
-    assert_eq!((name.as_str(), bytes.as_slice()), ("in.jsonl", &file[..]));
-    let quoted = "multipart/form-data; boundary=\"XyZ\"; charset=utf-8";
-    assert!(parts(quoted, &upload("batch", file)).is_ok());
-    let wrong = parts(kind, &upload("fine-tune", file)).expect_err("wrong purpose");
-    assert!(
-        wrong.contains("'purpose'") && wrong.contains("fine-tune"),
-        "{wrong}"
-    );
-    assert!(parts("application/json", b"{}").is_err());
-    let no_file =
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--XyZ--\r\n";
-    assert!(
-        parts(kind, no_file)
-            .expect_err("no file")
-            .contains("'file'")
-    );
-    let no_purpose = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\nx\r\n--XyZ--\r\n";
-    assert!(
-        parts(kind, no_purpose)
-            .expect_err("no purpose")
-            .contains("'purpose'")
-    );
-    assert!(parts(kind, b"--XyZ\r\nno header end").is_err());
-}
-
 #[test]
 fn input_lines_are_validated_as_a_whole() {
     let good =
