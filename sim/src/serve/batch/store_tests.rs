@@ -211,3 +211,45 @@ fn the_same_batch_is_processed_alike() {
     };
     assert_eq!(run(), run());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the batch, the storm and the cancel: every request stands in exactly
+    /// one state, a result once given never changes, and an ended batch has nothing
+    /// processing.
+    #[test]
+    fn results_are_final_and_accounted_for(
+        n in 1usize..40,
+        created in 0u64..420,
+        cancel_after_ms in proptest::option::of(0u64..20_000),
+        probes in proptest::collection::vec(0u64..100_000, 1..8),
+    ) {
+        let mut f = fixture(settings());
+        let serial = submit(&mut f, items(n), created).expect("created");
+        let start = Time::from_secs(created);
+        if let Some(ms) = cancel_after_ms {
+            let _ = f.store.cancel(Wire::Anthropic, serial, start + Duration::from_millis(ms));
+        }
+        let batch = f.store.batch(Wire::Anthropic, serial).expect("held");
+        let mut probes: Vec<Time> = probes.iter().map(|&ms| start + Duration::from_millis(ms)).collect();
+        probes.sort_unstable();
+        let mut before: Option<Vec<ItemState<'_>>> = None;
+        for &now in &probes {
+            let c = batch.counts(now);
+            proptest::prop_assert_eq!(c.processing + c.succeeded + c.errored + c.canceled + c.expired, n as u64);
+            if batch.ended(now) {
+                proptest::prop_assert_eq!(c.processing, 0);
+            }
+            let states: Vec<ItemState<'_>> = batch.items.iter().map(|i| batch.state(i, now)).collect();
+            if let Some(prev) = &before {
+                for (a, b) in prev.iter().zip(&states) {
+                    if *a != ItemState::Processing {
+                        proptest::prop_assert_eq!(a, b);
+                    }
+                }
+            }
+            before = Some(states);
+        }
+    }
+}
