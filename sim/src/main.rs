@@ -52,6 +52,11 @@ OPTIONS:
                     60 s storm in 6 s, dividing latencies and Retry-After by 10)
     --from SPAN     serve: start the timeline at this virtual time (e.g. 115s)
     --duration SPAN serve: stop after this much real time (500ms, 60s, 2m, 1h)
+    --batch-turnaround SPAN
+                    serve: virtual time over which a batch's requests are processed
+                    (default 10s; scaled by --speed like every other time)
+    --batch-expiry SPAN
+                    serve: virtual time after which a batch expires (default 24h)
     -h, --help      this text
 
 The same scenario and seed give byte-identical output on every run.";
@@ -138,6 +143,18 @@ fn parse_args() -> Result<Args, String> {
                         .map_err(|e| format!("--duration: {e}"))?,
                 )
             }
+            "--batch-turnaround" => {
+                args.serve.batch_turnaround = Some(
+                    serve::parse_duration(&value("--batch-turnaround")?)
+                        .map_err(|e| format!("--batch-turnaround: {e}"))?,
+                )
+            }
+            "--batch-expiry" => {
+                args.serve.batch_expiry = Some(
+                    serve::parse_duration(&value("--batch-expiry")?)
+                        .map_err(|e| format!("--batch-expiry: {e}"))?,
+                )
+            }
             "--param" => args.params.push(value("--param")?),
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option {flag} (see --help)"));
@@ -202,7 +219,9 @@ fn threads(args: &Args) -> usize {
 
 fn run(args: &Args) -> Result<(), String> {
     if args.command != "serve" && args.serve.any() {
-        return Err("--addr, --speed, --from and --duration are options of `serve`".to_owned());
+        return Err(
+            "--addr, --speed, --from, --duration and --batch-* are options of `serve`".to_owned(),
+        );
     }
     match args.command.as_str() {
         "serve" => serve_command(args),

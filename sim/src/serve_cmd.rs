@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use breakwater_sim::scenario::StormTarget;
-use breakwater_sim::serve::{ServeConfig, Server};
+use breakwater_sim::serve::{BatchSettings, ServeConfig, Server};
 
 use crate::{Args, load, threads};
 
@@ -16,6 +16,8 @@ pub(crate) struct ServeArgs {
     pub(crate) speed: Option<f64>,
     pub(crate) from: Option<Duration>,
     pub(crate) duration: Option<Duration>,
+    pub(crate) batch_turnaround: Option<Duration>,
+    pub(crate) batch_expiry: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -24,6 +26,8 @@ impl ServeArgs {
             || self.speed.is_some()
             || self.from.is_some()
             || self.duration.is_some()
+            || self.batch_turnaround.is_some()
+            || self.batch_expiry.is_some()
     }
 }
 
@@ -52,6 +56,12 @@ pub(crate) fn serve_command(args: &Args) -> Result<(), String> {
     if let Some(duration) = args.serve.duration {
         config = config.duration(duration);
     }
+    let defaults = BatchSettings::default();
+    config = config.batch(BatchSettings {
+        turnaround: args.serve.batch_turnaround.unwrap_or(defaults.turnaround),
+        expiry: args.serve.batch_expiry.unwrap_or(defaults.expiry),
+        ..defaults
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads(args).clamp(1, 4))
         .enable_all()
@@ -96,6 +106,7 @@ async fn serve_until_stopped(addr: SocketAddr, config: ServeConfig) -> Result<()
     }
     let at = running.virtual_now();
     let stats = running.stats();
+    let batches = running.batch_stats();
     running.shutdown().await;
     println!("stopped at {:.1} s virtual", at.as_nanos() as f64 / 1e9);
     for (name, s) in stats {
@@ -111,6 +122,17 @@ async fn serve_until_stopped(addr: SocketAddr, config: ServeConfig) -> Result<()
             s.wasted
         );
     }
+    if batches.batches > 0 {
+        println!(
+            "  batches: {} created; requests {} succeeded, {} errored, {} expired, {} canceled, {} processing",
+            batches.batches,
+            batches.succeeded,
+            batches.errored,
+            batches.expired,
+            batches.canceled,
+            batches.processing
+        );
+    }
     Ok(())
 }
 
@@ -120,6 +142,11 @@ fn serve_banner(config: &ServeConfig) -> Vec<String> {
     let start = config.start.as_secs_f64();
     let mut lines = vec![
         "  endpoints: POST /v1/messages (Anthropic), POST /v1/chat/completions (OpenAI), POST /v1beta/models/{model}:generateContent | :streamGenerateContent?alt=sse (Gemini, also under /v1/models/); any non-empty key".to_owned(),
+        format!(
+            "  batch APIs: /v1/messages/batches (Anthropic), /v1/files + /v1/batches (OpenAI); batches processed over {:.1} s virtual, expiring after {:.1} s virtual",
+            config.batch.turnaround.as_secs_f64(),
+            config.batch.expiry.as_secs_f64()
+        ),
         format!(
             "  {:?} at {speed}x from {start} s virtual{}",
             config.scenario.name,

@@ -23,6 +23,8 @@ fn the_cli_prints_its_address_and_stops_after_its_duration() {
             "10",
             "--duration",
             "1500ms",
+            "--batch-turnaround",
+            "2s",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -68,7 +70,9 @@ fn the_cli_prints_its_address_and_stops_after_its_duration() {
     let rest = rest.join().expect("stdout reader");
     assert!(exit.success(), "{exit:?}\n{rest}");
     assert!(
-        rest.contains("anthropic/claude-sonnet-4-5") && rest.contains("stopped at"),
+        rest.contains("anthropic/claude-sonnet-4-5")
+            && rest.contains("stopped at")
+            && rest.contains("batches processed over 2.0 s virtual"),
         "{rest}"
     );
 }
@@ -79,6 +83,9 @@ fn bad_cli_flags_exit_with_2() {
         &["serve", "--speed", "0"][..],
         &["serve", "--speed", "fast"],
         &["serve", "--duration", "soon"],
+        &["serve", "--batch-turnaround", "soon"],
+        &["serve", "--batch-expiry", "-1s"],
+        &["run", "--batch-expiry", "1s"],
         &["serve", "--addr", "not-an-address"],
         &["serve", "--json"],
         &["run", "--addr", "127.0.0.1:0"],

@@ -18,6 +18,8 @@ pub(crate) struct VirtualClock {
     origin: Instant,
     start: Time,
     speed: f64,
+    /// Unix seconds at `origin`: labels (`created_at`), never timers.
+    wall_origin: f64,
 }
 
 impl VirtualClock {
@@ -28,7 +30,21 @@ impl VirtualClock {
             origin: real_now(),
             start,
             speed,
+            wall_origin: unix_secs_f64(),
         }
+    }
+
+    /// The Unix time, in whole seconds, at which virtual time reaches (or reached)
+    /// `t`: a label for the batch APIs' timestamps.
+    pub(crate) fn unix_at(&self, t: Time) -> u64 {
+        let ahead = self
+            .real(t.saturating_duration_since(self.start))
+            .as_secs_f64();
+        let behind = self
+            .real(self.start.saturating_duration_since(t))
+            .as_secs_f64();
+        // Finite and far below 2^63 seconds: the cast is exact enough for a label.
+        (self.wall_origin + ahead - behind).max(0.0) as u64
     }
 
     /// The virtual time now.
@@ -74,6 +90,36 @@ pub(crate) fn unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+#[allow(clippy::disallowed_methods)] // the same wall-clock read, as a fraction, for labels
+fn unix_secs_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp (`2024-09-24T18:37:24Z`), as Anthropic's
+/// batch objects carry them.
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    // Howard Hinnant's civil-from-days, for days since 1970-01-01 (never negative).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +146,17 @@ mod tests {
         assert_eq!(clock.real(Duration::MAX), FAR);
         let slow = VirtualClock::start(Time::ZERO, 1e-12);
         assert_eq!(slow.real(Duration::from_secs(1)), FAR);
+    }
+
+    #[test]
+    fn labels_follow_the_virtual_clock() {
+        let clock = VirtualClock::start(Time::from_secs(100), 10.0);
+        let now = clock.unix_at(Time::from_secs(100));
+        assert_eq!(clock.unix_at(Time::from_secs(200)), now + 10);
+        assert!(clock.unix_at(Time::from_secs(90)) + 1 >= now);
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_727_203_044), "2024-09-24T18:37:24Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }

@@ -14,6 +14,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::batch;
 use super::catalog::{Target, Unroutable};
 use super::clock::unix_secs;
 use super::filler;
@@ -33,7 +34,7 @@ pub(crate) async fn handle(
         Ok(endpoint) => endpoint,
         Err(Miss::NotFound) => {
             let message = format!(
-                "Invalid URL ({} {}): serve answers POST /v1/messages, POST /v1/chat/completions and POST /v1beta/models/{{model}}:generateContent (or :streamGenerateContent?alt=sse; /v1/models/ too), each also under /<provider>/",
+                "Invalid URL ({} {}): serve answers POST /v1/messages, POST /v1/chat/completions and POST /v1beta/models/{{model}}:generateContent (or :streamGenerateContent?alt=sse; /v1/models/ too), the batch APIs /v1/messages/batches, /v1/files and /v1/batches, each also under /<provider>/",
                 parts.method,
                 parts.uri.path()
             );
@@ -58,12 +59,21 @@ pub(crate) async fn handle(
         Err(Some(problem)) => return Ok(error(wire, &problem)),
         Err(None) => return Err(Severed),
     };
+    if let Operation::Batch(op) = &endpoint.operation {
+        return Ok(batch::respond(
+            &shared,
+            &endpoint,
+            op,
+            &parts.headers,
+            &bytes,
+        ));
+    }
     let mut ask = match wire.parse(&bytes) {
         Ok(ask) => ask,
         Err(problem) => return Ok(error(wire, &problem)),
     };
     let model = match &endpoint.operation {
-        Operation::Generate => ask.model.clone().unwrap_or_default(),
+        Operation::Generate | Operation::Batch(_) => ask.model.clone().unwrap_or_default(),
         Operation::GenerateContent { model, stream } => {
             if *stream && query_param(query, "alt").as_deref() != Some("sse") {
                 let problem = Problem::BadRequest(
@@ -353,12 +363,18 @@ fn sse_response(wire: Wire, answer: &Answer, body: Body) -> Response<Body> {
     response
 }
 
-fn error(wire: Wire, problem: &Problem) -> Response<Body> {
+/// The wire's error answer for `problem`.
+pub(crate) fn error(wire: Wire, problem: &Problem) -> Response<Body> {
     let reply = wire.error(problem);
     json_response(reply.status, &reply.headers, &reply.body)
 }
 
-fn json_response(status: u16, headers: &[(&'static str, String)], body: &Value) -> Response<Body> {
+/// A JSON answer with `status` and extra `headers`.
+pub(crate) fn json_response(
+    status: u16,
+    headers: &[(&'static str, String)],
+    body: &Value,
+) -> Response<Body> {
     let mut response = Response::new(Body::full(body.to_string()));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -29,6 +29,12 @@
 //! | Anthropic Messages | `POST /v1/messages` | `x-api-key` or `Authorization: Bearer …` (and `anthropic-version`) |
 //! | OpenAI Chat Completions | `POST /v1/chat/completions` | `Authorization: Bearer …` |
 //! | Gemini | `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` (also under `/v1/models/`) | `x-goog-api-key` or `?key=` |
+//! | Anthropic Message Batches | `POST /v1/messages/batches`, `GET …/{id}`, `GET …/{id}/results`, `POST …/{id}/cancel` | as Messages |
+//! | OpenAI Files and Batch | `POST /v1/files`, `GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}`, `POST …/{id}/cancel` | `Authorization: Bearer …` |
+//!
+//! Batches are processed on the serve clock over [`BatchSettings::turnaround`], each
+//! request answered as the storm in force when it is processed decides; see the
+//! `batch` module for the shapes and limits.
 //!
 //! Any non-empty key is accepted. A request names a model of the scenario: at the root
 //! (`http://addr/v1/messages`) the model name must belong to exactly one provider; under
@@ -61,6 +67,7 @@
 //! model, one for answers), but real-time arrival order is not deterministic: two runs
 //! of `serve` need not answer alike.
 
+mod batch;
 mod catalog;
 mod clock;
 mod exchange;
@@ -78,6 +85,7 @@ use breakwater_core::Time;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use batch::{BatchSettings, BatchStats};
 pub use catalog::ServedModel;
 
 use crate::provider::ServerStats;
@@ -105,6 +113,8 @@ pub struct ServeConfig {
     pub seed: u64,
     /// The largest request body read; a larger one gets a 413.
     pub body_limit: usize,
+    /// How batches are run: turnaround, expiry, limits.
+    pub batch: BatchSettings,
 }
 
 impl ServeConfig {
@@ -118,7 +128,15 @@ impl ServeConfig {
             start: Duration::ZERO,
             duration: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            batch: BatchSettings::default(),
         }
+    }
+
+    /// Sets [`batch`](Self::batch).
+    #[must_use]
+    pub fn batch(mut self, batch: BatchSettings) -> ServeConfig {
+        self.batch = batch;
+        self
     }
 
     /// Sets [`speed`](Self::speed).
@@ -205,6 +223,7 @@ impl Server {
             config.seed,
             clock,
             config.body_limit,
+            config.batch.clone(),
         ));
         let models = shared.catalog.models();
         let mut tasks = vec![
@@ -288,6 +307,13 @@ impl Running {
     #[must_use]
     pub fn stats(&self) -> Vec<(String, ServerStats)> {
         self.shared.stats()
+    }
+
+    /// What the batch APIs have done: batches created, and their requests by state
+    /// as they stand now.
+    #[must_use]
+    pub fn batch_stats(&self) -> BatchStats {
+        self.shared.batches.lock().stats(self.virtual_now())
     }
 
     /// Resolves when the server has been asked to stop (its duration passed, or

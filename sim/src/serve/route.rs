@@ -7,9 +7,12 @@
 //! | `POST /v1beta/models/{model}:generateContent` | Gemini | generateContent |
 //! | `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` | Gemini | the same, streamed |
 //! | `POST /v1/models/{model}:…` | Gemini | the same (the stable API version, which newer SDKs use) |
+//! | `POST /v1/messages/batches`, `GET …/{id}`, `GET …/{id}/results`, `POST …/{id}/cancel` | Anthropic | Message Batches |
+//! | `POST /v1/files`, `GET /v1/files/{id}/content` | OpenAI | Files (batch input and output) |
+//! | `POST /v1/batches`, `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel` | OpenAI | Batch |
 //!
-//! A new endpoint (the batch APIs, say) is a new [`Operation`] and a new arm in
-//! [`parse`]; the exchange matches on the operation.
+//! A new endpoint is a new [`Operation`] and a new arm in [`parse`]; the exchange
+//! matches on the operation.
 
 use super::wire::Wire;
 
@@ -27,6 +30,25 @@ pub(crate) enum Operation {
         /// `:streamGenerateContent`.
         stream: bool,
     },
+    /// One of the batch APIs' calls.
+    Batch(BatchOp),
+}
+
+/// A call of a batch API (Anthropic Message Batches, OpenAI Files and Batch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BatchOp {
+    /// Create a batch: `POST /v1/messages/batches`, `POST /v1/batches`.
+    Create,
+    /// A batch's status: `GET …/batches/{id}`.
+    Get(String),
+    /// An Anthropic batch's results: `GET /v1/messages/batches/{id}/results`.
+    Results(String),
+    /// Cancel a batch: `POST …/batches/{id}/cancel`.
+    Cancel(String),
+    /// Upload a file: `POST /v1/files`.
+    Upload,
+    /// A file's content: `GET /v1/files/{id}/content`.
+    FileContent(String),
 }
 
 /// A routed request.
@@ -60,9 +82,24 @@ pub(crate) fn parse(method: &str, path: &str) -> Result<Endpoint, Miss> {
         }
         _ => (None, rest),
     };
-    let (wire, operation) = match rest.split('/').collect::<Vec<_>>().as_slice() {
-        ["v1", "messages"] => (Wire::Anthropic, Operation::Generate),
-        ["v1", "chat", "completions"] => (Wire::OpenAi, Operation::Generate),
+    let batch = |wire, method, op| (wire, method, Operation::Batch(op));
+    let id = |id: &str| percent_decode(id);
+    let (wire, expected, operation) = match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["v1", "messages"] => (Wire::Anthropic, "POST", Operation::Generate),
+        ["v1", "chat", "completions"] => (Wire::OpenAi, "POST", Operation::Generate),
+        ["v1", "messages", "batches"] => batch(Wire::Anthropic, "POST", BatchOp::Create),
+        ["v1", "messages", "batches", b] => batch(Wire::Anthropic, "GET", BatchOp::Get(id(b))),
+        ["v1", "messages", "batches", b, "results"] => {
+            batch(Wire::Anthropic, "GET", BatchOp::Results(id(b)))
+        }
+        ["v1", "messages", "batches", b, "cancel"] => {
+            batch(Wire::Anthropic, "POST", BatchOp::Cancel(id(b)))
+        }
+        ["v1", "files"] => batch(Wire::OpenAi, "POST", BatchOp::Upload),
+        ["v1", "files", f, "content"] => batch(Wire::OpenAi, "GET", BatchOp::FileContent(id(f))),
+        ["v1", "batches"] => batch(Wire::OpenAi, "POST", BatchOp::Create),
+        ["v1", "batches", b] => batch(Wire::OpenAi, "GET", BatchOp::Get(id(b))),
+        ["v1", "batches", b, "cancel"] => batch(Wire::OpenAi, "POST", BatchOp::Cancel(id(b))),
         ["v1beta" | "v1", "models", call] => {
             let call = percent_decode(call);
             let Some((model, method)) = call.rsplit_once(':') else {
@@ -74,11 +111,15 @@ pub(crate) fn parse(method: &str, path: &str) -> Result<Endpoint, Miss> {
                 _ => return Err(Miss::BadGeminiMethod(call)),
             };
             let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
-            (Wire::Gemini, Operation::GenerateContent { model, stream })
+            (
+                Wire::Gemini,
+                "POST",
+                Operation::GenerateContent { model, stream },
+            )
         }
         _ => return Err(Miss::NotFound),
     };
-    if method != "POST" {
+    if method != expected {
         return Err(Miss::MethodNotAllowed(wire));
     }
     Ok(Endpoint {
@@ -155,6 +196,57 @@ mod tests {
                 stream: false
             }
         );
+    }
+
+    #[test]
+    fn the_batch_apis_route() {
+        let op = |method: &str, path: &str| parse(method, path).map(|ep| (ep.wire, ep.operation));
+        let batch = |wire, op| Ok((wire, Operation::Batch(op)));
+        assert_eq!(
+            op("POST", "/v1/messages/batches"),
+            batch(Wire::Anthropic, BatchOp::Create)
+        );
+        assert_eq!(
+            op("GET", "/anthropic/v1/messages/batches/msgbatch_1"),
+            batch(Wire::Anthropic, BatchOp::Get("msgbatch_1".into()))
+        );
+        assert_eq!(
+            op("GET", "/v1/messages/batches/b%201/results"),
+            batch(Wire::Anthropic, BatchOp::Results("b 1".into()))
+        );
+        assert_eq!(
+            op("POST", "/v1/messages/batches/b/cancel"),
+            batch(Wire::Anthropic, BatchOp::Cancel("b".into()))
+        );
+        assert_eq!(
+            op("POST", "/v1/files"),
+            batch(Wire::OpenAi, BatchOp::Upload)
+        );
+        assert_eq!(
+            op("GET", "/openai/v1/files/file-1/content"),
+            batch(Wire::OpenAi, BatchOp::FileContent("file-1".into()))
+        );
+        assert_eq!(
+            op("POST", "/v1/batches"),
+            batch(Wire::OpenAi, BatchOp::Create)
+        );
+        assert_eq!(
+            op("GET", "/v1/batches/batch_1"),
+            batch(Wire::OpenAi, BatchOp::Get("batch_1".into()))
+        );
+        assert_eq!(
+            op("POST", "/v1/batches/batch_1/cancel"),
+            batch(Wire::OpenAi, BatchOp::Cancel("batch_1".into()))
+        );
+        assert_eq!(
+            op("POST", "/v1/batches/batch_1"),
+            Err(Miss::MethodNotAllowed(Wire::OpenAi))
+        );
+        assert_eq!(
+            op("GET", "/v1/messages/batches"),
+            Err(Miss::MethodNotAllowed(Wire::Anthropic))
+        );
+        assert_eq!(op("GET", "/v1/files/f"), Err(Miss::NotFound));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use breakwater_core::rng::{SeededRng, seeded};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot, watch};
 
+use super::batch::{BatchSettings, Store};
 use super::catalog::{Catalog, Target};
 use super::clock::VirtualClock;
 use crate::dist::LogNormal;
@@ -95,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) clock: VirtualClock,
     pub(crate) catalog: Catalog,
     pub(crate) body_limit: usize,
+    /// The batches and files of the batch APIs.
+    pub(crate) batches: Mutex<Store>,
     output: Tokens,
     state: Mutex<State>,
     /// Wakes the driver when an earlier event is scheduled.
@@ -108,6 +111,7 @@ impl Shared {
         seed: u64,
         clock: VirtualClock,
         body_limit: usize,
+        batch: BatchSettings,
     ) -> Shared {
         let catalog = Catalog::of(scenario);
         let slots = catalog
@@ -118,14 +122,16 @@ impl Shared {
                 draws: seeded(derive_seed(seed, "serve-output", i as u64)),
             })
             .collect();
+        let output = scenario
+            .clients
+            .first()
+            .map_or(DEFAULT_OUTPUT, |c| c.output_tokens);
         Shared {
             clock,
             catalog,
             body_limit,
-            output: scenario
-                .clients
-                .first()
-                .map_or(DEFAULT_OUTPUT, |c| c.output_tokens),
+            batches: Mutex::new(Store::new(batch, scenario.clone(), seed, output)),
+            output,
             state: Mutex::new(State {
                 slots,
                 services: BinaryHeap::new(),
