@@ -67,6 +67,7 @@ pub mod limits;
 pub mod middleware;
 pub mod outcome;
 pub mod queue;
+mod quote;
 pub mod sse;
 pub mod telemetry;
 pub mod tower;

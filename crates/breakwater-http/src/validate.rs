@@ -36,9 +36,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The longest reason kept from a failed check: reasons may quote the output.
-const REASON_LIMIT: usize = 200;
-
 /// A check of an answer's text: `Err` says what is wrong.
 type Check = dyn Fn(&str) -> Result<(), String> + Send + Sync;
 
@@ -111,11 +108,11 @@ impl Validator {
     ///
     /// # Errors
     ///
-    /// [`Invalid`] with the reason, cut short.
+    /// [`Invalid`] with the reason, cut to a bounded excerpt.
     pub fn check(&self, text: &str) -> Result<(), Invalid> {
         (self.check)(text).map_err(|reason| Invalid {
             validator: self.kind,
-            reason: truncate(reason),
+            reason: crate::quote::bound(reason),
         })
     }
 
@@ -130,18 +127,6 @@ impl fmt::Debug for Validator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Validator").field(&self.kind).finish()
     }
-}
-
-fn truncate(mut reason: String) -> String {
-    if reason.len() > REASON_LIMIT {
-        let mut end = REASON_LIMIT;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-        reason.push('…');
-    }
-    reason
 }
 
 #[cfg(test)]
@@ -203,9 +188,14 @@ mod tests {
     #[test]
     fn custom_reasons_are_cut_short_on_a_char_boundary() {
         let v = Validator::custom(|text| Err(format!("bad: {text}")));
-        let err = v.check(&"é".repeat(500)).unwrap_err();
-        assert!(err.reason.chars().count() <= REASON_LIMIT + 1);
-        assert!(err.reason.ends_with('…'));
+        let err = v.check(&"é".repeat(5000)).unwrap_err();
+        // Reasons may quote the output: cut to a bounded excerpt, marked.
+        assert!(
+            err.reason.len() <= crate::quote::QUOTE_LIMIT + 32,
+            "{}",
+            err.reason
+        );
+        assert!(err.reason.ends_with("[cut: 10005 bytes]"), "{}", err.reason);
         assert_eq!(format!("{v:?}"), "Validator(\"custom\")");
     }
 }

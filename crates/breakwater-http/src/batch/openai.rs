@@ -105,7 +105,7 @@ pub(crate) fn progress(body: &[u8]) -> Result<Progress, WireError> {
                 .or_else(|| value.pointer("/errors/data/0/code"))
                 .and_then(Value::as_str)
                 .unwrap_or("no reason given");
-            return Ok(Progress::Failed(why.to_owned()));
+            return Ok(Progress::Failed(crate::quote::excerpt(why).into_owned()));
         }
         // `validating`, `in_progress`, `finalizing`, `cancelling`, and statuses added
         // later: not over yet.

@@ -85,6 +85,7 @@ pub(super) const MIGRATE_TO_2: &str = "
 /// Opens (creating if needed) the queue at `path`: see [`Queue::open`](super::Queue::open).
 pub(super) fn open(path: &Path) -> Result<Connection, QueueError> {
     create_private(path)?;
+    refuse_stub(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
@@ -184,6 +185,25 @@ fn create_private(path: &Path) -> Result<(), QueueError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// The smallest SQLite database that is not empty: one page of the smallest size.
+const SMALLEST_PAGE: u64 = 512;
+
+/// Refuses a file of a few bytes: SQLite reads a file shorter than one page as an
+/// empty database (and would write a new one over it), but no whole database is
+/// shorter; such a file is garbage or the first bytes of one cut short.
+fn refuse_stub(path: &Path) -> Result<(), QueueError> {
+    let len = std::fs::metadata(path)
+        .map_err(|source| QueueError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    if len > 0 && len < SMALLEST_PAGE {
+        return Err(QueueError::NotADatabase(path.to_owned()));
+    }
+    Ok(())
 }
 
 /// SQLite's "not a database" and "corrupt" as the queue's own errors.

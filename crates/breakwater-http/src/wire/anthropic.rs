@@ -23,6 +23,11 @@ use super::response::{
 };
 use crate::sse::SseEvent;
 
+/// A bounded excerpt of a string the provider sent (see [`crate::quote`]).
+fn excerpt(text: &str) -> String {
+    crate::quote::excerpt(text).into_owned()
+}
+
 /// The request path.
 pub const PATH: &str = "/v1/messages";
 
@@ -134,7 +139,7 @@ fn error_from(status: u16, value: &Value) -> Option<ProviderError> {
     let code = str_at(value, "/error/type")?;
     let mut error = ProviderError::known(status, Some(code), str_at(value, "/error/message"));
     error.detail = str_at(value, "/error/details/error_code").map(str::to_owned);
-    Some(error)
+    Some(error.bounded())
 }
 
 /// Decodes a Messages stream, one SSE event at a time.
@@ -197,8 +202,8 @@ impl StreamDecoder {
             "error" => {
                 self.ended = true;
                 items.push(StreamItem::Error {
-                    code: str_at(&value, "/error/type").map(str::to_owned),
-                    message: str_at(&value, "/error/message").map(str::to_owned),
+                    code: str_at(&value, "/error/type").map(excerpt),
+                    message: str_at(&value, "/error/message").map(excerpt),
                 });
             }
             // ping, content_block_stop, tool and thinking blocks and deltas, and event

@@ -155,7 +155,7 @@ fn error_from(status: u16, value: &Value) -> Option<ProviderError> {
             parsed.detail = str_at(detail, "/violations/0/quotaId").map(str::to_owned);
         }
     }
-    Some(parsed)
+    Some(parsed.bounded())
 }
 
 /// A protobuf JSON duration such as `"22s"` or `"10.689924287s"`.

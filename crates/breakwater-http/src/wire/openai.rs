@@ -152,7 +152,7 @@ fn error_from(status: u16, value: &Value) -> Option<ProviderError> {
     let mut parsed = ProviderError::known(status, None, str_at(value, "/error/message"));
     parsed.code = code;
     parsed.detail = kind.map(str::to_owned);
-    Some(parsed)
+    Some(parsed.bounded())
 }
 
 /// Decodes a chat completion stream, one SSE event at a time.

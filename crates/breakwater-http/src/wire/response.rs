@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::quote;
 use crate::sse::{SseError, SseEvent};
 
 /// Tokens counted by the provider.
@@ -69,6 +70,15 @@ impl ProviderError {
             html: body.trim_ascii_start().first() == Some(&b'<'),
             recognized: false,
         }
+    }
+
+    /// The same error with its code, detail and message cut to a bounded excerpt
+    /// (see [`crate::quote`]): what a provider says is quoted in errors and logs.
+    pub(crate) fn bounded(mut self) -> Self {
+        self.code = quote::bound_opt(self.code);
+        self.detail = quote::bound_opt(self.detail);
+        self.message = quote::bound_opt(self.message);
+        self
     }
 
     /// A recognized error with a code and a message.
@@ -144,7 +154,7 @@ pub enum StreamItem {
 pub enum WireError {
     /// Not the JSON the provider documents: truncated, not JSON, or a required field
     /// missing or of the wrong type.
-    #[error("malformed body: {0}")]
+    #[error("malformed body: {}", quote::excerpt(.0))]
     Malformed(String),
     /// A success status whose body is the provider's error object.
     #[error("error body with a success status: {0}")]
