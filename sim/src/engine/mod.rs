@@ -389,9 +389,21 @@ impl<'r> Sim<'r> {
             max_output_tokens: new.output_tokens,
             ..RequestOptions::default()
         };
-        let plan = Plan::new(&self.routes[new.replica as usize], kind, deadline, options);
-        let req = Req {
-            plan,
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
+                idx
+            }
+            None => {
+                self.requests.push(None);
+                self.gens.push((0, 0));
+                (self.requests.len() - 1) as u32
+            }
+        };
+        // Built straight into its slot: a request (its plan most of all) is a few
+        // hundred bytes, and each move of it was a memcpy per request.
+        self.requests[idx as usize] = Some(Req {
+            plan: Plan::new(&self.routes[new.replica as usize], kind, deadline, options),
             replica: new.replica,
             population,
             worker,
@@ -402,19 +414,7 @@ impl<'r> Sim<'r> {
             job: None,
             wake_at: Time::MAX,
             malformed: false,
-        };
-        let idx = match self.free.pop() {
-            Some(idx) => {
-                self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
-                self.requests[idx as usize] = Some(req);
-                idx
-            }
-            None => {
-                self.requests.push(Some(req));
-                self.gens.push((0, 0));
-                (self.requests.len() - 1) as u32
-            }
-        };
+        });
         self.drive(now, idx);
     }
 
@@ -701,9 +701,14 @@ fn outcome(response: Response, retry_after_max: Option<Duration>) -> (Outcome, U
 
 impl Sim<'_> {
     fn finish_request(&mut self, now: Time, idx: u32, finished: &Finished) {
-        let Some(req) = self.requests[idx as usize].take() else {
+        // Read in place and dropped in place: taking the request out would copy it.
+        let Some(req) = self.requests[idx as usize].as_ref() else {
             return;
         };
+        let (start, replica, population, worker) =
+            (req.start, req.replica, req.population, req.worker);
+        let malformed = req.malformed;
+        self.requests[idx as usize] = None;
         self.free.push(idx);
         self.gens[idx as usize].0 = self.gens[idx as usize].0.wrapping_add(1);
         let resolution = match finished.resolution {
@@ -726,24 +731,22 @@ impl Sim<'_> {
             }
         }
         self.collector.on_request(&RequestRecord {
-            start: req.start,
+            start,
             end: now,
             resolution,
             attempts: finished.attempts,
             cost_nanodollars: finished.cost.nanodollars(),
             retry_cost_nanodollars: finished.retry_cost.nanodollars(),
-            malformed: req.malformed && resolution == crate::measure::Resolution::Success,
+            malformed: malformed && resolution == crate::measure::Resolution::Success,
         });
         self.metrics
-            .record(&self.routes[req.replica as usize], finished);
+            .record(&self.routes[replica as usize], finished);
         self.last_finish = self.last_finish.max(now);
-        if req.worker
-            && let Some(at) = self.populations[req.population as usize].think(now)
-        {
+        if worker && let Some(at) = self.populations[population as usize].think(now) {
             self.queue.schedule(
                 at,
                 Ev::Arrival {
-                    population: req.population,
+                    population,
                     worker: true,
                 },
             );
