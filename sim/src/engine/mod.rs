@@ -19,10 +19,12 @@ mod queue;
 
 use std::time::Duration;
 
+use breakwater_core::plan::EntryEvent;
 use breakwater_core::rng::{SeededRng, seeded};
 use breakwater_core::{
-    Action, AttemptId, Deadline, ErrorCode, Finished, Hints, Metrics, MetricsSnapshot, Outcome,
-    Plan, Registry, RequestOptions, Resolution, Route, TaskKind, Time, TimeoutPhase, Usage,
+    Action, AttemptId, Class, Deadline, ErrorCode, Finished, Hints, Metrics, MetricsSnapshot,
+    Outcome, Plan, Registry, RequestOptions, Resolution, Rng, Route, TaskKind, Time, TimeoutPhase,
+    Usage,
 };
 
 pub use clients::Population;
@@ -161,12 +163,23 @@ struct Req<'r> {
     start: Time,
     input: u32,
     output: u32,
-    /// The attempt out, if any: its id, target provider and whether it is a row write.
-    attempt: Option<(AttemptId, u32, u32)>,
+    /// The attempt out, if any.
+    attempt: Option<Out>,
     /// The server job serving it, if any.
     job: Option<ServiceId>,
     /// The plan timer already scheduled.
     wake_at: Time,
+    /// Whether the last answer's output was malformed and no validator checked it.
+    malformed: bool,
+}
+
+/// An attempt out: its id, where it went, and whether its step checks the output.
+#[derive(Clone, Copy, Debug)]
+struct Out {
+    id: AttemptId,
+    provider: u32,
+    model: u32,
+    validated: bool,
 }
 
 /// Events, each for an entity; `attempt_gen` fields make stale events harmless.
@@ -201,6 +214,9 @@ struct Sim<'r> {
     queue: EventQueue<Ev>,
     servers: Vec<Server>,
     server_rngs: Vec<SeededRng>,
+    /// Per provider: the stream that decides which answers are malformed, only for a
+    /// provider with a model whose `malformed_output` rate is above zero.
+    malformed_rngs: Vec<Option<SeededRng>>,
     populations: Vec<Population>,
     plan_rngs: Vec<SeededRng>,
     requests: Vec<Option<Req<'r>>>,
@@ -249,6 +265,17 @@ impl<'r> Sim<'r> {
                 p
             })
             .collect();
+        let malformed_rngs = scenario
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.models
+                    .iter()
+                    .any(|m| m.malformed_output > 0.0)
+                    .then(|| seeded(derive_seed(scenario.seed, "malformed", i as u64)))
+            })
+            .collect();
         let plan_rngs = (0..routes.len())
             .map(|r| seeded(derive_seed(scenario.seed, "plans", r as u64)))
             .collect();
@@ -266,6 +293,7 @@ impl<'r> Sim<'r> {
             jobs: vec![Vec::new(); servers.len()],
             servers,
             server_rngs,
+            malformed_rngs,
             populations,
             plan_rngs,
             requests: Vec::new(),
@@ -361,9 +389,21 @@ impl<'r> Sim<'r> {
             max_output_tokens: new.output_tokens,
             ..RequestOptions::default()
         };
-        let plan = Plan::new(&self.routes[new.replica as usize], kind, deadline, options);
-        let req = Req {
-            plan,
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
+                idx
+            }
+            None => {
+                self.requests.push(None);
+                self.gens.push((0, 0));
+                (self.requests.len() - 1) as u32
+            }
+        };
+        // Built straight into its slot: a request (its plan most of all) is a few
+        // hundred bytes, and each move of it was a memcpy per request.
+        self.requests[idx as usize] = Some(Req {
+            plan: Plan::new(&self.routes[new.replica as usize], kind, deadline, options),
             replica: new.replica,
             population,
             worker,
@@ -373,19 +413,8 @@ impl<'r> Sim<'r> {
             attempt: None,
             job: None,
             wake_at: Time::MAX,
-        };
-        let idx = match self.free.pop() {
-            Some(idx) => {
-                self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
-                self.requests[idx as usize] = Some(req);
-                idx
-            }
-            None => {
-                self.requests.push(Some(req));
-                self.gens.push((0, 0));
-                (self.requests.len() - 1) as u32
-            }
-        };
+            malformed: false,
+        });
         self.drive(now, idx);
     }
 
@@ -410,7 +439,12 @@ impl<'r> Sim<'r> {
             match action {
                 Action::Attempt(attempt) => {
                     let (provider, model) = self.targets[attempt.step];
-                    req.attempt = Some((attempt.id, provider, 0));
+                    req.attempt = Some(Out {
+                        id: attempt.id,
+                        provider,
+                        model,
+                        validated: attempt.validator.is_some(),
+                    });
                     let spec = AttemptSpec {
                         model,
                         input_tokens: req.input,
@@ -555,7 +589,7 @@ impl<'r> Sim<'r> {
         let Some(req) = self.requests[idx as usize].as_mut() else {
             return;
         };
-        let Some((id, provider, _)) = req.attempt.take() else {
+        let Some(Out { id, provider, .. }) = req.attempt.take() else {
             return;
         };
         if let Some(job) = req.job.take() {
@@ -578,9 +612,10 @@ impl<'r> Sim<'r> {
         let Some(req) = self.requests[idx as usize].as_mut() else {
             return;
         };
-        let Some((id, provider, _)) = req.attempt else {
+        let Some(out) = req.attempt else {
             return;
         };
+        let provider = out.provider;
         if let Response::RowRead { version } = response {
             // The read half of an optimistic-concurrency attempt: now the write.
             self.row_writes += 1;
@@ -597,8 +632,23 @@ impl<'r> Sim<'r> {
         }
         req.attempt = None;
         req.job = None;
-        let (outcome, usage) = outcome(response, self.setup.client.retry_after_max);
-        req.plan.on_outcome(now, id, outcome, usage);
+        let (mut outcome, usage) = outcome(response, self.setup.client.retry_after_max);
+        if matches!(outcome, Outcome::Success)
+            && let Some(rng) = &mut self.malformed_rngs[provider as usize]
+        {
+            let p = self.scenario.providers[provider as usize].models[out.model as usize]
+                .malformed_output;
+            // A draw only for a model that can be malformed, so a model at zero leaves
+            // the stream (and every other model's draws) as they were.
+            if p > 0.0 && rng.next_f64() < p {
+                if out.validated {
+                    outcome = Outcome::InvalidOutput;
+                } else {
+                    req.malformed = true;
+                }
+            }
+        }
+        req.plan.on_outcome(now, out.id, outcome, usage);
         self.drive(now, idx);
     }
 }
@@ -651,9 +701,14 @@ fn outcome(response: Response, retry_after_max: Option<Duration>) -> (Outcome, U
 
 impl Sim<'_> {
     fn finish_request(&mut self, now: Time, idx: u32, finished: &Finished) {
-        let Some(req) = self.requests[idx as usize].take() else {
+        // Read in place and dropped in place: taking the request out would copy it.
+        let Some(req) = self.requests[idx as usize].as_ref() else {
             return;
         };
+        let (start, replica, population, worker) =
+            (req.start, req.replica, req.population, req.worker);
+        let malformed = req.malformed;
+        self.requests[idx as usize] = None;
         self.free.push(idx);
         self.gens[idx as usize].0 = self.gens[idx as usize].0.wrapping_add(1);
         let resolution = match finished.resolution {
@@ -662,24 +717,36 @@ impl Sim<'_> {
             Resolution::Queued { .. } => crate::measure::Resolution::Queued,
             Resolution::Failed { .. } => crate::measure::Resolution::Failed,
         };
+        if self.malformed_rngs.iter().any(Option::is_some) {
+            for entry in finished.history.entries() {
+                if let EntryEvent::Attempt {
+                    class: Class::InvalidOutput,
+                    cost,
+                    ..
+                } = entry.event
+                {
+                    self.collector
+                        .on_invalid_output(entry.at, cost.nanodollars());
+                }
+            }
+        }
         self.collector.on_request(&RequestRecord {
-            start: req.start,
+            start,
             end: now,
             resolution,
             attempts: finished.attempts,
             cost_nanodollars: finished.cost.nanodollars(),
             retry_cost_nanodollars: finished.retry_cost.nanodollars(),
+            malformed: malformed && resolution == crate::measure::Resolution::Success,
         });
         self.metrics
-            .record(&self.routes[req.replica as usize], finished);
+            .record(&self.routes[replica as usize], finished);
         self.last_finish = self.last_finish.max(now);
-        if req.worker
-            && let Some(at) = self.populations[req.population as usize].think(now)
-        {
+        if worker && let Some(at) = self.populations[population as usize].think(now) {
             self.queue.schedule(
                 at,
                 Ev::Arrival {
-                    population: req.population,
+                    population,
                     worker: true,
                 },
             );

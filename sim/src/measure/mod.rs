@@ -15,7 +15,7 @@ use breakwater_core::Time;
 use hdrhistogram::Histogram;
 
 pub use stats::{PeakWindow, Recovery, RecoveryInput, herd_index, recovery};
-pub use summary::{Latency, PolicyReport, ProviderTimeline, Shares, Timeline};
+pub use summary::{Latency, MalformedOutput, PolicyReport, ProviderTimeline, Shares, Timeline};
 
 use crate::scenario::Scenario;
 
@@ -47,6 +47,8 @@ pub struct RequestRecord {
     pub cost_nanodollars: u64,
     /// The part of the cost spent on attempts after the first.
     pub retry_cost_nanodollars: u64,
+    /// Whether it succeeded with a malformed output that no validator checked.
+    pub malformed: bool,
 }
 
 /// What the collector measures over, and how.
@@ -93,6 +95,8 @@ struct Bucket {
     retries: u64,
     requests: u64,
     successes: u64,
+    invalid_outputs: u64,
+    malformed: u64,
 }
 
 /// Everything measured for one policy.
@@ -118,6 +122,10 @@ struct Totals {
     attempts: u64,
     cost: u64,
     retry_cost: u64,
+    invalid_outputs: u64,
+    invalid_cost: u64,
+    malformed: u64,
+    malformed_cost: u64,
 }
 
 /// A bucket width in whole nanoseconds (at least 1), computed once per collector.
@@ -183,10 +191,24 @@ impl Collector {
         self.peak.push(at);
     }
 
+    /// An attempt's output failed its validator at `at`; it cost `cost_nanodollars`.
+    pub fn on_invalid_output(&mut self, at: Time, cost_nanodollars: u64) {
+        let t = &mut self.totals;
+        t.invalid_outputs += 1;
+        t.invalid_cost = t.invalid_cost.saturating_add(cost_nanodollars);
+        if let Some(b) = slot(&mut self.buckets, index(at, self.bucket_ns)) {
+            b.invalid_outputs += 1;
+        }
+    }
+
     /// A request finished.
     pub fn on_request(&mut self, r: &RequestRecord) {
         let t = &mut self.totals;
         t.requests += 1;
+        if r.malformed {
+            t.malformed += 1;
+            t.malformed_cost = t.malformed_cost.saturating_add(r.cost_nanodollars);
+        }
         t.by_resolution[r.resolution as usize] += 1;
         t.cost = t.cost.saturating_add(r.cost_nanodollars);
         t.retry_cost = t.retry_cost.saturating_add(r.retry_cost_nanodollars);
@@ -195,6 +217,7 @@ impl Collector {
         if let Some(b) = slot(&mut self.buckets, index(r.start, self.bucket_ns)) {
             b.requests += 1;
             b.successes += u64::from(r.resolution == Resolution::Success);
+            b.malformed += u64::from(r.malformed);
         }
     }
 

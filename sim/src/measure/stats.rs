@@ -25,9 +25,10 @@ pub fn herd_index(counts: &[u64]) -> f64 {
 /// `(t − width, t]` ending at each arrival suffices.
 #[derive(Clone, Debug)]
 pub struct PeakWindow {
-    width: Duration,
-    recent: VecDeque<Time>,
-    last: Time,
+    /// The width in nanoseconds (compared as plain integers on every push).
+    width_ns: u64,
+    recent: VecDeque<u64>,
+    last: u64,
     peak: u64,
 }
 
@@ -36,20 +37,21 @@ impl PeakWindow {
     #[must_use]
     pub fn new(width: Duration) -> PeakWindow {
         PeakWindow {
-            width,
+            width_ns: u64::try_from(width.as_nanos()).unwrap_or(u64::MAX),
             recent: VecDeque::new(),
-            last: Time::ZERO,
+            last: 0,
             peak: 0,
         }
     }
 
     /// One arrival at `at`.
     pub fn push(&mut self, at: Time) {
-        let at = at.max(self.last);
+        let at = at.as_nanos().max(self.last);
         self.last = at;
         self.recent.push_back(at);
+        // Every entry is at most `at` (arrivals are kept non-decreasing).
         while let Some(&front) = self.recent.front() {
-            if at - front >= self.width {
+            if at - front >= self.width_ns {
                 self.recent.pop_front();
             } else {
                 break;

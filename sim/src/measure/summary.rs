@@ -36,6 +36,8 @@ pub struct PolicyReport {
     pub retry_cost_share: f64,
     /// Time to recover after the storm.
     pub recovery: Recovery,
+    /// Malformed answers: what validators caught and what reached callers.
+    pub malformed_output: MalformedOutput,
     /// Per-bucket series.
     pub timeline: Timeline,
 }
@@ -51,6 +53,35 @@ pub struct Shares {
     pub queued: f64,
     /// Failed.
     pub failed: f64,
+}
+
+/// Malformed output (the scenario's per-model `malformed_output` rates): attempts
+/// whose output a validator rejected, which are billed and then retried or fallen back
+/// from, and requests that succeeded with malformed output because nothing checked it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct MalformedOutput {
+    /// Attempts whose output failed the step's validator.
+    pub invalid_attempts: u64,
+    /// What those attempts cost, in nanodollars (part of the total cost).
+    pub invalid_nanodollars: u64,
+    /// The same in dollars per 1,000 requests.
+    pub invalid_dollars_per_1k: f64,
+    /// Requests that succeeded with malformed output (no validator on the step).
+    pub delivered: u64,
+    /// The same as a share of all requests.
+    pub delivered_share: f64,
+    /// What those requests cost, in nanodollars (part of the total cost).
+    pub delivered_nanodollars: u64,
+    /// The same in dollars per 1,000 requests.
+    pub delivered_dollars_per_1k: f64,
+}
+
+impl MalformedOutput {
+    /// Whether any malformed output was seen, caught or delivered.
+    #[must_use]
+    pub fn any(&self) -> bool {
+        self.invalid_attempts > 0 || self.delivered > 0
+    }
 }
 
 /// Latency quantiles in milliseconds (HDR histogram, 3 significant digits).
@@ -79,6 +110,10 @@ pub struct Timeline {
     pub success_rate: Vec<Option<f64>>,
     /// Retries (attempts after a request's first) per second.
     pub retries_per_s: Vec<f64>,
+    /// Attempts whose output failed its validator, per second (by when they ended).
+    pub invalid_outputs_per_s: Vec<f64>,
+    /// Requests started in the bucket that got malformed output, per second.
+    pub malformed_delivered_per_s: Vec<f64>,
     /// The same load and capacity per provider.
     pub providers: Vec<ProviderTimeline>,
 }
@@ -195,6 +230,15 @@ pub(super) fn build(
         dollars_per_1k: share(t.cost, t.requests) * 1000.0 / 1e9,
         retry_cost_share: share(t.retry_cost, t.cost),
         recovery,
+        malformed_output: MalformedOutput {
+            invalid_attempts: t.invalid_outputs,
+            invalid_nanodollars: t.invalid_cost,
+            invalid_dollars_per_1k: share(t.invalid_cost, t.requests) * 1000.0 / 1e9,
+            delivered: t.malformed,
+            delivered_share: share(t.malformed, t.requests),
+            delivered_nanodollars: t.malformed_cost,
+            delivered_dollars_per_1k: share(t.malformed_cost, t.requests) * 1000.0 / 1e9,
+        },
         timeline: Timeline {
             bucket_s,
             offered_per_s: c.buckets.iter().map(|b| per_s(b.attempts)).collect(),
@@ -205,6 +249,8 @@ pub(super) fn build(
                 .map(|b| (b.requests > 0).then(|| share(b.successes, b.requests)))
                 .collect(),
             retries_per_s: c.buckets.iter().map(|b| per_s(b.retries)).collect(),
+            invalid_outputs_per_s: c.buckets.iter().map(|b| per_s(b.invalid_outputs)).collect(),
+            malformed_delivered_per_s: c.buckets.iter().map(|b| per_s(b.malformed)).collect(),
             providers,
         },
     }

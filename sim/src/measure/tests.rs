@@ -21,6 +21,7 @@ fn record(start_ms: u64, end_ms: u64, resolution: Resolution, attempts: u32) -> 
         attempts,
         cost_nanodollars: 1_000 * u64::from(attempts),
         retry_cost_nanodollars: 1_000 * u64::from(attempts - 1),
+        malformed: false,
     }
 }
 
@@ -129,4 +130,45 @@ fn empty_collector_reports_zeros() {
     assert_eq!(r.herd_index, 0.0);
     assert_eq!(r.latency_ms, Latency::default());
     assert_eq!(r.timeline.capacity_per_s[0], Some(2.0));
+}
+
+#[test]
+fn malformed_output_counted_and_priced() {
+    let mut c = Collector::new(config());
+    // Two requests: one whose first attempt's output failed its validator (500 n$)
+    // and whose retry passed; one delivered malformed output unchecked.
+    c.on_invalid_output(Time::from_millis(1_500), 500);
+    c.on_request(&record(1_000, 2_100, Resolution::Success, 2));
+    c.on_request(&RequestRecord {
+        malformed: true,
+        ..record(3_000, 3_400, Resolution::Success, 1)
+    });
+    c.on_request(&record(3_000, 3_400, Resolution::Failed, 1));
+    c.on_request(&record(3_000, 3_400, Resolution::Success, 1));
+    let r = c.finish("p", |_, _| None);
+    let m = r.malformed_output;
+    assert_eq!(m.invalid_attempts, 1);
+    assert_eq!(m.invalid_nanodollars, 500);
+    assert!((m.invalid_dollars_per_1k - 500.0 / 4.0 * 1000.0 / 1e9).abs() < 1e-15);
+    assert_eq!(m.delivered, 1);
+    assert_eq!(m.delivered_share, 0.25);
+    assert_eq!(m.delivered_nanodollars, 1_000);
+    assert!((m.delivered_dollars_per_1k - 1_000.0 / 4.0 * 1000.0 / 1e9).abs() < 1e-15);
+    assert!(m.any());
+    assert_eq!(r.timeline.invalid_outputs_per_s[1], 1.0);
+    assert_eq!(r.timeline.invalid_outputs_per_s.iter().sum::<f64>(), 1.0);
+    assert_eq!(r.timeline.malformed_delivered_per_s[3], 1.0);
+    assert_eq!(
+        r.timeline.malformed_delivered_per_s.iter().sum::<f64>(),
+        1.0
+    );
+}
+
+#[test]
+fn no_malformed_output_reads_as_none() {
+    let mut c = Collector::new(config());
+    c.on_request(&record(1_000, 2_000, Resolution::Success, 1));
+    let r = c.finish("p", |_, _| None);
+    assert_eq!(r.malformed_output, MalformedOutput::default());
+    assert!(!r.malformed_output.any());
 }

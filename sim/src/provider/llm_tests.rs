@@ -23,6 +23,7 @@ fn model(limits: Limits) -> Model {
         input_price: 0.0,
         output_price: 0.0,
         latency_factor: 1.0,
+        malformed_output: 0.0,
         limits,
     }
 }

@@ -55,7 +55,7 @@ pub fn describe(scenario: &Scenario) -> String {
         };
         let _ = writeln!(out, "  {} ({kind})", p.name);
         for m in &p.models {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "    {:<20} ${:.2}/${:.2} per Mtok  rpm {}  itpm {}  otpm {}",
                 m.name,
@@ -65,6 +65,10 @@ pub fn describe(scenario: &Scenario) -> String {
                 limit(m.limits.input_tpm),
                 limit(m.limits.output_tpm)
             );
+            if m.malformed_output > 0.0 {
+                let _ = write!(out, "  malformed {}%", m.malformed_output * 100.0);
+            }
+            out.push('\n');
         }
         let server = Server::new(s, i);
         let _ = write!(
@@ -190,5 +194,16 @@ mod tests {
             .unwrap();
         assert!(total >= 1_000_000.0, "{total}");
         assert_eq!(describe(&s), d);
+        assert!(!d.contains("malformed"));
+    }
+
+    #[test]
+    fn describes_malformed_output_rates() {
+        let s = Scenario::from_toml(include_str!("../../scenarios/malformed-output.toml")).unwrap();
+        let d = describe(&s);
+        let line = d.lines().find(|l| l.contains("gpt-4o-mini")).unwrap();
+        assert!(line.ends_with("  malformed 8%"), "{d}");
+        let line = d.lines().find(|l| l.contains("claude-sonnet-4-5")).unwrap();
+        assert!(line.ends_with("  malformed 0.5%"), "{d}");
     }
 }

@@ -96,8 +96,28 @@ pub fn table(meta: &Meta, reports: &[PolicyReport]) -> String {
     row("retry $ share %", &|r| {
         format!("{:.2}", r.retry_cost_share * 100.0)
     });
+    if malformed_seen(reports) {
+        row("invalid outputs", &|r| {
+            r.malformed_output.invalid_attempts.to_string()
+        });
+        row("invalid output $/1k", &|r| {
+            format!("{:.4}", r.malformed_output.invalid_dollars_per_1k)
+        });
+        row("malformed deliv. %", &|r| {
+            format!("{:.2}", r.malformed_output.delivered_share * 100.0)
+        });
+        row("malformed $/1k", &|r| {
+            format!("{:.4}", r.malformed_output.delivered_dollars_per_1k)
+        });
+    }
     row("recovery", &|r| recovery_cell(r.recovery));
     out
+}
+
+/// Whether any policy saw malformed output: the table and CSV show its rows and
+/// columns only then, so scenarios without it print as they always did.
+fn malformed_seen(reports: &[PolicyReport]) -> bool {
+    reports.iter().any(|r| r.malformed_output.any())
 }
 
 fn recovery_cell(r: Recovery) -> String {
@@ -129,8 +149,11 @@ pub fn json(meta: &Meta, reports: &[PolicyReport]) -> String {
 /// `bucket_start_s`, `offered_per_s`, `capacity_per_s`, `success_rate`,
 /// `retries_per_s`, then `offered_per_s.<provider>` and `capacity_per_s.<provider>`
 /// for each provider. An unbounded capacity or a bucket without requests is empty.
+/// When any policy saw malformed output, two more columns follow:
+/// `invalid_outputs_per_s` and `malformed_delivered_per_s`.
 #[must_use]
 pub fn csv(reports: &[PolicyReport]) -> String {
+    let malformed = malformed_seen(reports);
     let mut out = String::from(
         "policy,bucket_start_s,offered_per_s,capacity_per_s,success_rate,retries_per_s",
     );
@@ -152,6 +175,9 @@ pub fn csv(reports: &[PolicyReport]) -> String {
             csv_field(&format!("capacity_per_s.{p}"))
         );
     }
+    if malformed {
+        out.push_str(",invalid_outputs_per_s,malformed_delivered_per_s");
+    }
     out.push('\n');
     for r in reports {
         let t = &r.timeline;
@@ -171,6 +197,14 @@ pub fn csv(reports: &[PolicyReport]) -> String {
                 let offered = p.and_then(|p| p.offered_per_s.get(i).copied());
                 let cap = p.and_then(|p| p.capacity_per_s.get(i).copied().flatten());
                 let _ = write!(out, ",{},{}", opt(offered, 3), opt(cap, 3));
+            }
+            if malformed {
+                let _ = write!(
+                    out,
+                    ",{:.3},{:.3}",
+                    t.invalid_outputs_per_s.get(i).copied().unwrap_or(0.0),
+                    t.malformed_delivered_per_s.get(i).copied().unwrap_or(0.0),
+                );
             }
             out.push('\n');
         }

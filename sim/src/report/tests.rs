@@ -1,5 +1,5 @@
 use super::*;
-use crate::measure::{Latency, ProviderTimeline, Shares, Timeline};
+use crate::measure::{Latency, MalformedOutput, ProviderTimeline, Shares, Timeline};
 
 fn report(policy: &str, scale: f64) -> PolicyReport {
     PolicyReport {
@@ -30,12 +30,15 @@ fn report(policy: &str, scale: f64) -> PolicyReport {
         } else {
             Recovery::Recovered { after_s: 12.0 }
         },
+        malformed_output: MalformedOutput::default(),
         timeline: Timeline {
             bucket_s: 1.0,
             offered_per_s: vec![100.0, 250.5 * scale, 100.0],
             capacity_per_s: vec![Some(200.0), Some(50.0), None],
             success_rate: vec![Some(1.0), Some(0.25), None],
             retries_per_s: vec![0.0, 150.0 * scale, 1.0 / 3.0],
+            invalid_outputs_per_s: vec![0.0; 3],
+            malformed_delivered_per_s: vec![0.0; 3],
             providers: vec![ProviderTimeline {
                 name: "anthropic".to_owned(),
                 offered_per_s: vec![100.0, 250.5 * scale, 100.0],
@@ -125,6 +128,68 @@ naive,2.000,100.000,,,0.333,100.000,
 \"a,b\",2.000,100.000,,,0.333,100.000,
 ";
     assert_eq!(c, expected);
+}
+
+/// A report that saw malformed output: 12 invalid outputs, 3 % delivered.
+fn malformed(policy: &str, validated: bool) -> PolicyReport {
+    let mut r = report(policy, 1.0);
+    r.malformed_output = if validated {
+        MalformedOutput {
+            invalid_attempts: 12,
+            invalid_nanodollars: 600_000,
+            invalid_dollars_per_1k: 0.0006,
+            ..MalformedOutput::default()
+        }
+    } else {
+        MalformedOutput {
+            delivered: 30,
+            delivered_share: 0.03,
+            delivered_nanodollars: 3_000_000,
+            delivered_dollars_per_1k: 0.003,
+            ..MalformedOutput::default()
+        }
+    };
+    r.timeline.invalid_outputs_per_s = vec![0.0, 12.0 * f64::from(u8::from(validated)), 0.0];
+    r.timeline.malformed_delivered_per_s = vec![0.0, 30.0 * f64::from(u8::from(!validated)), 0.0];
+    r
+}
+
+#[test]
+fn malformed_output_rows_and_columns_appear_when_seen() {
+    let reports = [malformed("checked", true), malformed("unchecked", false)];
+    let t = table(&meta(), &reports);
+    let rows: Vec<&str> = t
+        .lines()
+        .filter(|l| l.starts_with("invalid") || l.starts_with("malformed"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "invalid outputs                12            0",
+            "invalid output $/1k        0.0006       0.0000",
+            "malformed deliv. %           0.00         3.00",
+            "malformed $/1k             0.0000       0.0030",
+        ]
+    );
+    // Without any, the table is as it always was.
+    let plain = table(&meta(), &[report("checked", 1.0)]);
+    assert!(!plain.contains("invalid") && !plain.contains("malformed"));
+
+    let c = csv(&reports);
+    let mut lines = c.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .ends_with(",capacity_per_s.anthropic,invalid_outputs_per_s,malformed_delivered_per_s")
+    );
+    assert!(lines.next().unwrap().ends_with(",0.000,0.000"));
+    assert!(lines.next().unwrap().ends_with(",12.000,0.000"));
+    assert!(c.lines().nth(5).unwrap().ends_with(",0.000,30.000"));
+
+    let v: serde_json::Value = serde_json::from_str(&json(&meta(), &reports)).unwrap();
+    assert_eq!(v["policies"][0]["malformed_output"]["invalid_attempts"], 12);
+    assert_eq!(v["policies"][1]["malformed_output"]["delivered"], 30);
 }
 
 #[test]

@@ -138,6 +138,10 @@ pub struct Model {
     pub latency_factor: f64,
     /// This key's limits: the model's own, else the provider's.
     pub limits: Limits,
+    /// The probability that a successful answer's output is malformed (not the JSON
+    /// or shape asked for): a route step with a validator sees it as an invalid
+    /// output, one without delivers it (`malformed_output`, default 0).
+    pub malformed_output: f64,
 }
 
 /// A fault: what happens, to whom, from when to when.

@@ -87,6 +87,7 @@ pub(crate) struct RawModel {
     pub(crate) rpm: Option<f64>,
     pub(crate) input_tpm: Option<f64>,
     pub(crate) output_tpm: Option<f64>,
+    pub(crate) malformed_output: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

@@ -371,3 +371,49 @@ proptest! {
         let _ = Scenario::from_toml(&src);
     }
 }
+
+#[test]
+fn malformed_output_is_a_per_model_probability() {
+    let s = Scenario::from_toml(SMALL).expect("valid");
+    assert_eq!(s.providers[0].models[0].malformed_output, 0.0);
+    let src = SMALL.replace(
+        "output_price = 15.0",
+        "output_price = 15.0\nmalformed_output = 0.08",
+    );
+    let s = Scenario::from_toml(&src).expect("valid");
+    assert_eq!(s.providers[0].models[0].malformed_output, 0.08);
+
+    let src = SMALL.replace(
+        "output_price = 15.0",
+        "output_price = 15.0\nmalformed_output = 1.5",
+    );
+    let e = err(&src);
+    assert_eq!(e.path, "provider[0].model[0].malformed_output");
+    assert_eq!(e.at.line, line_of(&src, "malformed_output"));
+    assert_eq!(e.message, "must be a probability in [0, 1], found 1.5");
+
+    let src = SMALL.replace(
+        "output_price = 15.0",
+        "output_price = 15.0\nmalformed_output = \"x\"",
+    );
+    let e = err(&src);
+    assert_eq!(e.path, "provider[0].model[0].malformed_output");
+    assert_eq!(e.at.line, line_of(&src, "malformed_output"));
+}
+
+#[test]
+fn malformed_output_does_not_apply_to_a_row() {
+    let src = SMALL
+        .replace("kind = \"llm\"\nrpm = 600", "kind = \"row\"")
+        .replace("output_price = 15.0", "malformed_output = 0.1")
+        .replace(
+            "[[storm]]\nkind = \"overload\"\nprovider = \"p\"\nfrom_s = 2\nto_s = 4\np = 0.5\n",
+            "",
+        );
+    let e = err(&src);
+    assert_eq!(e.path, "provider[0].model[0].malformed_output");
+    assert!(
+        e.message.contains("does not apply to a `row` provider"),
+        "{e}"
+    );
+}

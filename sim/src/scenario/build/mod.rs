@@ -270,6 +270,9 @@ fn provider(
             c.absent(&mp, "input_tpm", &m.input_tpm, &what)?;
             c.absent(&mp, "output_tpm", &m.output_tpm, &what)?;
         }
+        if p.kind == RawProviderKind::Row {
+            c.absent(&mp, "malformed_output", &m.malformed_output, &what)?;
+        }
         models.push(Model {
             name: m.name.clone(),
             input_price: c.at_least(&g("input_price"), m.input_price, 0.0)?,
@@ -284,6 +287,8 @@ fn provider(
                     .limit(&g("output_tpm"), m.output_tpm)?
                     .or(defaults.output_tpm),
             },
+            malformed_output: c
+                .probability(&g("malformed_output"), m.malformed_output.unwrap_or(0.0))?,
         });
     }
     if models.is_empty() {
@@ -293,6 +298,7 @@ fn provider(
             output_price: 0.0,
             latency_factor: 1.0,
             limits: defaults,
+            malformed_output: 0.0,
         });
     }
     Ok(Provider {
