@@ -222,6 +222,7 @@ impl SharedBudget {
 
     /// See [`RetryBudget::on_attempt`]. Takes no lock when the kind ignores attempt
     /// outcomes (the call would only move its window, which its next call does anyway).
+    #[inline]
     pub fn on_attempt(&self, now: Time, success: bool, withdrawal: Option<Withdrawal>) {
         if self.0.counts_attempts.load(Relaxed) {
             self.0.budget.lock().on_attempt(now, success, withdrawal);

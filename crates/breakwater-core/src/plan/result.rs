@@ -208,6 +208,7 @@ impl Default for History {
 impl History {
     /// An empty history that holds at most `cap` entries (at least
     /// [`MIN_HISTORY`]: a smaller cap is raised to it).
+    #[inline]
     pub(crate) fn with_cap(cap: u32) -> History {
         History {
             entries: SmallVec::new(),
@@ -217,6 +218,7 @@ impl History {
     }
 
     /// Appends `entry`; at the cap, first drops the oldest entry after the kept head.
+    #[inline]
     pub(crate) fn push(&mut self, entry: Entry) {
         // A u32 cap fits usize on every platform Rust supports for this crate (≥ 32 bit).
         let cap = self.cap as usize;
