@@ -213,8 +213,12 @@ impl RatioBudget {
     /// one, if any.
     fn refusal(&self) -> Refused {
         let mut balance = self.balance();
-        for w in self.live_windows() {
-            balance = balance.saturating_sub(self.slots[slot(w)]);
+        let live = self.live_windows();
+        // The slot index walks with the window: no remainder per step.
+        let mut index = slot(*live.start());
+        for w in live {
+            balance = balance.saturating_sub(self.slots[index]);
+            index = if index + 1 == SLOTS { 0 } else { index + 1 };
             if balance >= SCALE {
                 let expiry = w
                     .saturating_add(SLOTS as u64)
