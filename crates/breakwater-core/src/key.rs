@@ -1,6 +1,8 @@
 //! Keys that name what shared state belongs to.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -8,9 +10,16 @@ use serde::{Deserialize, Serialize};
 /// A provider and model pair: the unit that has its own circuit breaker and
 /// Retry-After cooldown (providers rate-limit per model).
 ///
-/// Cloning is cheap (two reference-count increments); compare and hash by value.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Cloning is cheap (two reference-count increments); compare and order by value.
+/// The key carries a stable hash of its text, computed once by [`Key::new`]: hashing a
+/// key writes that one number, so a look-up reads neither string, and comparing two
+/// keys first compares their hashes (and then the strings, which are often the same
+/// `Arc`s). Serialized, it is the two names.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "KeyParts", into = "KeyParts")]
 pub struct Key {
+    /// [`stable_hash`] of the two names. First, so that the derived `eq` tests it first.
+    hash: u64,
     provider: Arc<str>,
     model: Arc<str>,
 }
@@ -20,6 +29,7 @@ impl Key {
     #[must_use]
     pub fn new(provider: &str, model: &str) -> Key {
         Key {
+            hash: stable_hash(provider, model),
             provider: Arc::from(provider),
             model: Arc::from(model),
         }
@@ -35,6 +45,108 @@ impl Key {
     #[must_use]
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// FNV-1a over `provider/model`: the same in every process and on every machine
+    /// (std's `HashMap` hasher is randomly keyed, so it cannot seed anything that must
+    /// repeat). The registry mixes it into each key's breaker seed.
+    #[must_use]
+    pub fn stable_hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// FNV-1a over `provider/model`.
+fn stable_hash(provider: &str, model: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in provider.bytes().chain([b'/']).chain(model.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+impl Hash for Key {
+    /// Writes the stable hash alone: equal keys have equal text, hence equal hashes.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Ord for Key {
+    /// By provider, then model (the hash plays no part: the order is the names').
+    fn cmp(&self, other: &Key) -> Ordering {
+        (&*self.provider, &*self.model).cmp(&(&*other.provider, &*other.model))
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A key's serialized form: the two names.
+#[derive(Serialize, Deserialize)]
+struct KeyParts {
+    provider: Arc<str>,
+    model: Arc<str>,
+}
+
+impl From<KeyParts> for Key {
+    fn from(parts: KeyParts) -> Key {
+        Key {
+            hash: stable_hash(&parts.provider, &parts.model),
+            provider: parts.provider,
+            model: parts.model,
+        }
+    }
+}
+
+impl From<Key> for KeyParts {
+    fn from(key: Key) -> KeyParts {
+        KeyParts {
+            provider: key.provider,
+            model: key.model,
+        }
+    }
+}
+
+/// A [`BuildHasher`] for maps keyed by [`Key`]: it takes the key's stable hash and
+/// spreads its bits (a multiply and a shift, the finalizer of a Fibonacci hash), so a
+/// look-up costs a handful of instructions instead of SipHash over two strings.
+///
+/// Not a general-purpose hasher: anything other than one `write_u64` is folded in
+/// with FNV-1a. Keys are configuration, not attacker-chosen input, so the lack of a
+/// random seed (HashDoS resistance) costs nothing here.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl BuildHasher for KeyHasher {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        // Multiply by 2^64 / φ and fold the high half down: every input bit reaches
+        // the top bits (hashbrown's control bytes) and the bottom ones (its buckets).
+        let product = u128::from(self.0) * 0x9e37_79b9_7f4a_7c15;
+        // Truncations are the point: the two halves of the product.
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
     }
 }
 
@@ -61,5 +173,60 @@ mod tests {
         assert_eq!(key.provider(), "anthropic");
         assert_eq!(key.model(), "claude-haiku-4-5");
         assert_eq!(key, key.clone());
+    }
+
+    #[test]
+    fn hash_eq_and_order_agree_with_the_names() {
+        use std::collections::HashMap;
+        let a = Key::new("anthropic", "claude-haiku-4-5");
+        let b = Key::new("anthropic", "claude-haiku-4-5");
+        assert_eq!(a, b);
+        assert_eq!(a.stable_hash(), b.stable_hash());
+        assert_ne!(Key::new("a", "b"), Key::new("ab", ""));
+        assert_ne!(
+            Key::new("a", "b").stable_hash(),
+            Key::new("ab", "").stable_hash()
+        );
+        // The order is the names', whatever the hashes.
+        let mut keys = [Key::new("b", "a"), Key::new("a", "z"), Key::new("a", "b")];
+        keys.sort();
+        let names: Vec<String> = keys.iter().map(Key::to_string).collect();
+        assert_eq!(names, ["a/b", "a/z", "b/a"]);
+        // A map with the key hasher finds keys made separately.
+        let mut map: HashMap<Key, usize, KeyHasher> = HashMap::default();
+        for i in 0..1000 {
+            map.insert(Key::new("p", &format!("m-{i}")), i);
+        }
+        for i in 0..1000 {
+            assert_eq!(map.get(&Key::new("p", &format!("m-{i}"))), Some(&i));
+        }
+        assert_eq!(map.get(&Key::new("p", "m-1000")), None);
+    }
+
+    #[test]
+    fn the_hash_is_fixed_and_survives_serde() {
+        // FNV-1a of "a/b": the same on every machine and in every release.
+        assert_eq!(Key::new("a", "b").stable_hash(), 0xe620_c319_0468_cf61);
+        let key = Key::new("openai", "gpt-4o-mini");
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, r#"{"provider":"openai","model":"gpt-4o-mini"}"#);
+        let back: Key = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, key);
+        assert_eq!(back.stable_hash(), key.stable_hash());
+    }
+
+    #[test]
+    fn the_key_hasher_spreads_bits_and_folds_other_writes() {
+        let hash = |n: u64| {
+            let mut h = KeyHasher::default().build_hasher();
+            h.write_u64(n);
+            h.finish()
+        };
+        assert_ne!(hash(1) >> 57, hash(2) >> 57);
+        let mut bytes = KeyHasher::default().build_hasher();
+        bytes.write(b"ab");
+        let mut other = KeyHasher::default().build_hasher();
+        other.write(b"ba");
+        assert_ne!(bytes.finish(), other.finish());
     }
 }

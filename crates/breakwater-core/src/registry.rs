@@ -16,7 +16,9 @@ use crate::breaker::{Breaker, BreakerConfig, BreakerError};
 use crate::budget::{
     Budget, BudgetConfig, BudgetError, Refused, RetryBudget, RetryReason, Withdrawal,
 };
-use crate::sync::{Arc, Mutex, RwLock};
+use crate::key::KeyHasher;
+use crate::sync::Ordering::Relaxed;
+use crate::sync::{Arc, AtomicBool, Mutex, RwLock};
 use crate::{Key, Time};
 
 /// How budgets are shared between keys.
@@ -85,8 +87,8 @@ impl std::error::Error for RegistryError {}
 #[derive(Debug)]
 pub struct Registry {
     config: RegistryConfig,
-    breakers: RwLock<HashMap<Key, Breaker>>,
-    budgets: RwLock<HashMap<Key, SharedBudget>>,
+    breakers: RwLock<HashMap<Key, Breaker, KeyHasher>>,
+    budgets: RwLock<HashMap<Key, SharedBudget, KeyHasher>>,
 }
 
 impl Registry {
@@ -100,8 +102,8 @@ impl Registry {
         }
         Ok(Registry {
             config,
-            breakers: RwLock::new(HashMap::new()),
-            budgets: RwLock::new(HashMap::new()),
+            breakers: RwLock::new(HashMap::default()),
+            budgets: RwLock::new(HashMap::default()),
         })
     }
 
@@ -173,58 +175,81 @@ impl Registry {
     }
 }
 
-/// FNV-1a over the key's text: a seed that is the same in every process and on every
-/// machine (std's `HashMap` hasher is randomly keyed, so it cannot serve here).
+/// A breaker's seed for `key`: see [`Key::stable_hash`].
 fn stable_hash(key: &Key) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key
-        .provider()
-        .bytes()
-        .chain([b'/'])
-        .chain(key.model().bytes())
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    key.stable_hash()
 }
 
 /// A retry budget shared by every request that draws from it (a lock around the
 /// plain [`Budget`]: budget operations are a handful of integer steps).
+///
+/// [`on_attempt`](Self::on_attempt) skips the lock for a kind whose balance attempt
+/// outcomes do not change (the ratio bucket): a request's success path then locks
+/// the budget once, for its deposit.
 #[derive(Clone, Debug)]
-pub struct SharedBudget(Arc<Mutex<Budget>>);
+pub struct SharedBudget(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    /// Whether the budget's kind acts on attempt outcomes ([`Budget::counts_attempts`]).
+    /// Set under the lock whenever the kind may have changed (only
+    /// [`with_mut`](SharedBudget::with_mut) can change it), read `Relaxed` without it:
+    /// it publishes nothing else. A reader that sees the old value acts as if its call
+    /// came just before the change, which it may have.
+    counts_attempts: AtomicBool,
+    budget: Mutex<Budget>,
+}
 
 impl SharedBudget {
     /// Shares `budget`.
     #[must_use]
     pub fn new(budget: Budget) -> SharedBudget {
-        SharedBudget(Arc::new(Mutex::new(budget)))
+        SharedBudget(Arc::new(Shared {
+            counts_attempts: AtomicBool::new(budget.counts_attempts()),
+            budget: Mutex::new(budget),
+        }))
     }
 
     /// See [`RetryBudget::on_request`].
     pub fn on_request(&self, now: Time) {
-        self.0.lock().on_request(now);
+        self.0.budget.lock().on_request(now);
     }
 
     /// See [`RetryBudget::try_withdraw`].
     pub fn try_withdraw(&self, now: Time, reason: RetryReason) -> Result<Withdrawal, Refused> {
-        self.0.lock().try_withdraw(now, reason)
+        self.0.budget.lock().try_withdraw(now, reason)
     }
 
-    /// See [`RetryBudget::on_attempt`].
+    /// See [`RetryBudget::on_attempt`]. Takes no lock when the kind ignores attempt
+    /// outcomes (the call would only move its window, which its next call does anyway).
+    #[inline]
     pub fn on_attempt(&self, now: Time, success: bool, withdrawal: Option<Withdrawal>) {
-        self.0.lock().on_attempt(now, success, withdrawal);
+        if self.0.counts_attempts.load(Relaxed) {
+            self.0.budget.lock().on_attempt(now, success, withdrawal);
+        }
     }
 
     /// Runs `f` on the budget under its lock, mutably (the fleet layer merges the
     /// fleet's balance in this way).
     pub fn with_mut<T>(&self, f: impl FnOnce(&mut Budget) -> T) -> T {
-        f(&mut self.0.lock())
+        let mut budget = self.0.budget.lock();
+        let out = f(&mut budget);
+        // `f` may have replaced the budget with another kind.
+        self.0
+            .counts_attempts
+            .store(budget.counts_attempts(), Relaxed);
+        out
     }
 
     /// Runs `f` on the budget under its lock (for inspection).
     pub fn with<T>(&self, f: impl FnOnce(&Budget) -> T) -> T {
-        f(&self.0.lock())
+        f(&self.0.budget.lock())
+    }
+
+    /// Whether `self` and `other` are the same budget.
+    #[must_use]
+    pub fn ptr_eq(&self, other: &SharedBudget) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -262,10 +287,10 @@ mod tests {
                 ..RegistryConfig::default()
             })
             .unwrap();
-            Arc::ptr_eq(
-                &registry.budget(a).unwrap().0,
-                &registry.budget(b).unwrap().0,
-            )
+            registry
+                .budget(a)
+                .unwrap()
+                .ptr_eq(&registry.budget(b).unwrap())
         };
         assert!(same(BudgetScope::Provider, &sonnet, &haiku));
         assert!(!same(BudgetScope::Provider, &sonnet, &mini));
@@ -283,7 +308,24 @@ mod tests {
         let listed = registry.budgets();
         let keys: Vec<String> = listed.iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(keys, ["anthropic/*", "openai/*"]);
-        assert!(Arc::ptr_eq(&listed[0].1.0, &sonnet.unwrap().0));
+        assert!(listed[0].1.ptr_eq(&sonnet.unwrap()));
+    }
+
+    #[test]
+    fn a_ratio_budget_ignores_outcomes_and_the_others_do_not() {
+        use crate::budget::{QuotaConfig, RatioConfig};
+        let now = Time::ZERO;
+        let ratio = SharedBudget::new(Budget::new(&BudgetConfig::Ratio(RatioConfig::default())));
+        let w = ratio.try_withdraw(now, RetryReason::Error).ok();
+        let before = ratio.with(|b| b.available(now));
+        ratio.on_attempt(now, true, w);
+        assert_eq!(ratio.with(|b| b.available(now)), before);
+        // Replaced by a kind that refunds successes: on_attempt reaches it.
+        ratio.with_mut(|b| *b = Budget::new(&BudgetConfig::Quota(QuotaConfig::default())));
+        let w = ratio.try_withdraw(now, RetryReason::Error).ok();
+        assert_eq!(ratio.with(|b| b.available(now)), 99.0);
+        ratio.on_attempt(now, true, w);
+        assert_eq!(ratio.with(|b| b.available(now)), 100.0);
     }
 
     #[test]

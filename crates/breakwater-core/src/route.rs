@@ -169,7 +169,18 @@ pub struct PlanConfig {
     /// 1); then the plan moves to the next step, whose prompt variant may do better.
     /// They count towards the step's attempts.
     pub invalid_output_retries: u32,
+    /// The most entries a request's [`History`](crate::plan::History) keeps (default
+    /// 64, at least 2, at most 65,536). Past it, the first half and the latest entries
+    /// are kept and the rest counted as elided, so a request that keeps failing while
+    /// every provider is down holds bounded memory. Metrics and alerts read the kept
+    /// entries only.
+    pub max_history: u32,
 }
+
+/// [`PlanConfig::max_history`]'s default.
+pub(crate) const DEFAULT_MAX_HISTORY: u32 = 64;
+/// [`PlanConfig::max_history`]'s largest accepted value.
+const MAX_HISTORY_LIMIT: u32 = 65_536;
 
 impl Default for PlanConfig {
     fn default() -> PlanConfig {
@@ -178,6 +189,7 @@ impl Default for PlanConfig {
             min_attempt: Duration::from_secs(1),
             ambiguous_retries: 1,
             invalid_output_retries: 1,
+            max_history: DEFAULT_MAX_HISTORY,
         }
     }
 }
@@ -238,6 +250,11 @@ pub enum RouteError {
         /// The step's index.
         step: usize,
     },
+    /// `plan.max_history` is outside `[2, 65536]`.
+    MaxHistory {
+        /// The value given.
+        max_history: u32,
+    },
     /// A backoff setting is invalid.
     Backoff {
         /// The step's index, or `None` for the route's own backoff.
@@ -258,6 +275,11 @@ impl fmt::Display for RouteError {
             RouteError::ZeroTimeout { step } => {
                 write!(f, "step[{step}].timeout_ms must be positive")
             }
+            RouteError::MaxHistory { max_history } => write!(
+                f,
+                "plan.max_history must be in [{}, {MAX_HISTORY_LIMIT}], not {max_history}",
+                crate::plan::MIN_HISTORY
+            ),
             RouteError::Backoff {
                 step: Some(step),
                 error,
@@ -283,6 +305,10 @@ impl RouteConfig {
     pub fn validate(&self) -> Result<(), RouteError> {
         if !self.steps.iter().any(|s| s.when.is_none()) {
             return Err(RouteError::NoSteps);
+        }
+        let max_history = self.plan.max_history;
+        if !(crate::plan::MIN_HISTORY..=MAX_HISTORY_LIMIT).contains(&max_history) {
+            return Err(RouteError::MaxHistory { max_history });
         }
         self.backoff
             .validate()
@@ -552,6 +578,36 @@ mod tests {
             text.contains("retries") && text.contains("line 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn max_history_is_read_and_checked() {
+        let step = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\n";
+        let with = |n: u64| RouteConfig::from_toml(&format!("{step}[plan]\nmax_history = {n}"));
+        assert_eq!(with(2).unwrap().plan.max_history, 2);
+        assert_eq!(with(65_536).unwrap().plan.max_history, 65_536);
+        assert_eq!(
+            RouteConfig::from_toml(step).unwrap().plan.max_history,
+            DEFAULT_MAX_HISTORY
+        );
+        for bad in [0u32, 1, 65_537] {
+            let err = with(u64::from(bad)).unwrap_err();
+            assert_eq!(err, RouteError::MaxHistory { max_history: bad });
+            assert!(err.to_string().contains("plan.max_history"), "{err}");
+        }
+        // Not a u32 at all: a parse error that names the field.
+        let err = with(1 << 40).unwrap_err().to_string();
+        assert!(err.contains("max_history"), "{err}");
+        // A bound route's plans take the cap.
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let route = Route::bind(&with(7).unwrap(), &registry, &PriceTable::new()).unwrap();
+        let plan = crate::Plan::new(
+            &route,
+            crate::TaskKind::Interactive,
+            crate::Deadline::unbounded(Time::ZERO),
+            crate::RequestOptions::default(),
+        );
+        assert_eq!(plan.history().cap(), 7);
     }
 
     #[test]

@@ -223,6 +223,15 @@ impl Budget {
         }
     }
 
+    /// Whether [`RetryBudget::on_attempt`] can change the balance: false for the ratio
+    /// bucket (outcomes do not count; the call only moves its window, which its next
+    /// call would do anyway), true for throttling (failures and successes move the
+    /// tokens) and the quota (refunds).
+    #[must_use]
+    pub const fn counts_attempts(&self) -> bool {
+        !matches!(self, Budget::Ratio(_))
+    }
+
     /// How many retries the budget would allow now, for metrics: see each kind's
     /// `available`.
     #[must_use]

@@ -93,6 +93,10 @@ pub struct RatioBudget {
     window_nanos: u64,
     /// The latest window seen: `now / window_nanos`, never decreasing.
     window: u64,
+    /// Where that window ends, `(window + 1) · window_nanos` (saturating): an instant
+    /// before it is in the same window (or an earlier one, which counts as this one),
+    /// so the common call compares instead of dividing.
+    window_end: u64,
     /// Net units per window; window `w` lives in `slots[w % SLOTS]`.
     slots: [i64; SLOTS],
 }
@@ -118,6 +122,7 @@ impl RatioBudget {
             reserve: i64::try_from(reserve).unwrap_or(i64::MAX),
             window_nanos: (ttl / SLOTS as u64).max(1),
             window: 0,
+            window_end: (ttl / SLOTS as u64).max(1),
             slots: [0; SLOTS],
         }
     }
@@ -171,9 +176,21 @@ impl RatioBudget {
     }
 
     /// Moves to `now`'s window, clearing the slots of the windows that ended.
+    #[inline]
     fn advance(&mut self, now: Time) {
+        if now.as_nanos() < self.window_end {
+            return;
+        }
+        self.advance_slow(now);
+    }
+
+    /// [`advance`](Self::advance) once `now` has reached the end of the current window.
+    #[cold]
+    fn advance_slow(&mut self, now: Time) {
         let target = self.window_at(now);
+        self.window_end = target.saturating_add(1).saturating_mul(self.window_nanos);
         if target == self.window {
+            // Only at the end of time: the window's end saturated at `u64::MAX`.
             return;
         }
         if target - self.window >= SLOTS as u64 {
@@ -196,8 +213,12 @@ impl RatioBudget {
     /// one, if any.
     fn refusal(&self) -> Refused {
         let mut balance = self.balance();
-        for w in self.live_windows() {
-            balance = balance.saturating_sub(self.slots[slot(w)]);
+        let live = self.live_windows();
+        // The slot index walks with the window: no remainder per step.
+        let mut index = slot(*live.start());
+        for w in live {
+            balance = balance.saturating_sub(self.slots[index]);
+            index = if index + 1 == SLOTS { 0 } else { index + 1 };
             if balance >= SCALE {
                 let expiry = w
                     .saturating_add(SLOTS as u64)

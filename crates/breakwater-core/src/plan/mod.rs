@@ -59,6 +59,10 @@
 //! - Ambiguous outcomes are retried at most `ambiguous_retries` times, and a stream
 //!   that already delivered tokens is never retried unless the caller allows it.
 //! - The slow notice fires once, when the elapsed time passes its threshold.
+//! - The history is bounded: past [`PlanConfig::max_history`](crate::route::PlanConfig)
+//!   entries (default 64) it keeps the first half and the latest, and counts the
+//!   rest ([`History::elided`]), so a request's memory stays bounded even when every
+//!   provider is down and its deadline is long.
 
 mod result;
 #[cfg(test)]
@@ -68,6 +72,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use result::MIN_HISTORY;
 pub use result::{
     DegradedFrom, Entry, EntryEvent, FailReason, Finished, History, Resolution, Skip,
 };
@@ -250,7 +255,7 @@ impl<'r> Plan<'r> {
             degrade_next: 0,
             cost: Cost::ZERO,
             retry_cost: Cost::ZERO,
-            history: History::default(),
+            history: History::with_cap(route.plan.max_history),
         }
     }
 

@@ -24,7 +24,9 @@ pub struct Finished {
     /// The part of `cost` spent on attempts after the request's first: retries and
     /// fallbacks.
     pub retry_cost: Cost,
-    /// Every attempt, skip and wait, in order.
+    /// Every attempt, skip and wait, in order; past the route's
+    /// [`max_history`](crate::route::PlanConfig::max_history), the first and the latest
+    /// ones, with the number left out in [`History::elided`].
     pub history: History,
 }
 
@@ -170,40 +172,174 @@ pub enum Skip {
     NoTimeLeft,
 }
 
-/// A request's history; the first three entries (an attempt, a wait and a retry) are
-/// stored inline, so a request that succeeds at once or after one retry allocates
-/// nothing.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct History(SmallVec<[Entry; 3]>);
+/// A request's history, oldest first, bounded by a cap ([`PlanConfig::max_history`]).
+///
+/// The first three entries (an attempt, a wait and a retry) are stored inline, so a
+/// request that succeeds at once or after one retry allocates nothing. Past the cap,
+/// the history keeps its first `cap / 2` entries (how the request began) and the
+/// latest ones (how it ended), and counts the entries dropped from between them:
+/// [`elided`](History::elided) says how many, [`elided_at`](History::elided_at) where.
+/// So a request that keeps failing while every provider is down holds at most `cap`
+/// entries, however long its deadline.
+///
+/// [`PlanConfig::max_history`]: crate::route::PlanConfig::max_history
+#[derive(Clone, Debug, PartialEq)]
+pub struct History {
+    entries: SmallVec<[Entry; 3]>,
+    /// Entries dropped from between the first `cap / 2` and the latest.
+    elided: u64,
+    /// At least [`MIN_HISTORY`].
+    cap: u32,
+}
+
+/// The smallest history cap: the first entry and the latest.
+pub(crate) const MIN_HISTORY: u32 = 2;
+
+impl Default for History {
+    /// An empty history with the default cap ([`PlanConfig::default`]'s
+    /// `max_history`, 64 entries).
+    ///
+    /// [`PlanConfig::default`]: crate::route::PlanConfig
+    fn default() -> History {
+        History::with_cap(crate::route::DEFAULT_MAX_HISTORY)
+    }
+}
 
 impl History {
-    pub(crate) fn push(&mut self, entry: Entry) {
-        self.0.push(entry);
+    /// An empty history that holds at most `cap` entries (at least
+    /// [`MIN_HISTORY`]: a smaller cap is raised to it).
+    #[inline]
+    pub(crate) fn with_cap(cap: u32) -> History {
+        History {
+            entries: SmallVec::new(),
+            elided: 0,
+            cap: cap.max(MIN_HISTORY),
+        }
     }
 
-    /// The entries, oldest first.
+    /// Appends `entry`; at the cap, first drops the oldest entry after the kept head.
+    #[inline]
+    pub(crate) fn push(&mut self, entry: Entry) {
+        // A u32 cap fits usize on every platform Rust supports for this crate (≥ 32 bit).
+        let cap = self.cap as usize;
+        if self.entries.len() >= cap {
+            // Beyond the cap only: a shift of at most `cap / 2` entries per push, no
+            // allocation (the vector is already at its largest).
+            self.entries.remove(cap / 2);
+            self.elided = self.elided.saturating_add(1);
+        }
+        self.entries.push(entry);
+    }
+
+    /// The entries kept, oldest first: all of them unless [`elided`](Self::elided)
+    /// is above zero.
     #[must_use]
     pub fn entries(&self) -> &[Entry] {
-        &self.0
+        &self.entries
     }
 
-    /// The attempts alone: `(step, attempt number, class)`.
+    /// The attempts kept: `(step, attempt number, class)`. The attempt numbers of the
+    /// elided ones are missing from the sequence.
     pub fn attempts(&self) -> impl Iterator<Item = (usize, u32, Class)> + '_ {
-        self.0.iter().filter_map(|e| match e.event {
+        self.entries.iter().filter_map(|e| match e.event {
             EntryEvent::Attempt { attempt, class, .. } => Some((e.step, attempt, class)),
             _ => None,
         })
     }
 
+    /// How many entries were dropped to keep within the cap (0 for every request
+    /// whose history fits).
+    #[must_use]
+    pub fn elided(&self) -> u64 {
+        self.elided
+    }
+
+    /// Where the dropped entries were: the index in [`entries`](Self::entries) of the
+    /// first entry kept after them. `None` when nothing was dropped.
+    #[must_use]
+    pub fn elided_at(&self) -> Option<usize> {
+        (self.elided > 0).then_some(self.cap as usize / 2)
+    }
+
+    /// The most entries kept.
+    #[must_use]
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
     /// Whether nothing was recorded.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
-    /// The number of entries.
+    /// The number of entries kept.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(n: u64) -> Entry {
+        Entry {
+            step: 0,
+            at: Time::from_millis(n),
+            event: EntryEvent::Waited {
+                wait: Duration::from_millis(n),
+                retry_after: false,
+            },
+        }
+    }
+
+    fn times(history: &History) -> Vec<u64> {
+        history
+            .entries()
+            .iter()
+            .map(|e| e.at.as_nanos() / 1_000_000)
+            .collect()
+    }
+
+    #[test]
+    fn past_the_cap_keeps_the_first_half_and_the_latest() {
+        let mut history = History::with_cap(6);
+        for n in 0..6 {
+            history.push(wait(n));
+        }
+        assert_eq!(
+            (history.len(), history.elided(), history.elided_at()),
+            (6, 0, None)
+        );
+        for n in 6..10 {
+            history.push(wait(n));
+        }
+        assert_eq!(times(&history), [0, 1, 2, 7, 8, 9]);
+        assert_eq!(history.elided(), 4);
+        assert_eq!(history.elided_at(), Some(3));
+        // An odd cap keeps fewer at the head than at the tail.
+        let mut odd = History::with_cap(5);
+        for n in 0..8 {
+            odd.push(wait(n));
+        }
+        assert_eq!(times(&odd), [0, 1, 5, 6, 7]);
+        assert_eq!(odd.elided_at(), Some(2));
+    }
+
+    #[test]
+    fn the_smallest_cap_keeps_the_first_and_the_latest() {
+        for cap in [0, 1, 2] {
+            let mut history = History::with_cap(cap);
+            for n in 0..5 {
+                history.push(wait(n));
+            }
+            assert_eq!(history.cap(), MIN_HISTORY);
+            assert_eq!(times(&history), [0, 4]);
+            assert_eq!(history.elided(), 3);
+        }
+        assert_eq!(History::default().cap(), crate::route::DEFAULT_MAX_HISTORY);
+        assert!(History::default().is_empty());
     }
 }

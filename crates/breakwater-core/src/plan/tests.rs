@@ -782,4 +782,32 @@ proptest! {
         };
         prop_assert_eq!(run(), run());
     }
+
+    #[test]
+    fn history_stays_within_its_cap(
+        script in script(),
+        cap in 2u32..12,
+        seed: u64,
+    ) {
+        // Many attempts and no budget or breaker, so long histories are common.
+        let many = TWO_STEPS.replace("attempts = 5", "attempts = 30").replace("attempts = 2", "attempts = 30");
+        let run = |max_history: u32| {
+            let route_text = format!("{many}\n[plan]\nmax_history = {max_history}\n");
+            let (_registry, route) = setup(&route_text, RegistryConfig { budget: None, breaker: None, ..RegistryConfig::default() });
+            let mut plan = Plan::new(&route, TaskKind::Critical, Deadline::after(Time::ZERO, secs(600)), RequestOptions::default());
+            drive(&mut plan, Time::ZERO, seed, false, |n, _| {
+                let s = &script[n % script.len()];
+                (Duration::from_millis(s.latency_ms), s.outcome, Usage::default())
+            }).0.history
+        };
+        let (full, capped) = (run(65_536), run(cap));
+        prop_assert_eq!(full.elided(), 0);
+        prop_assert!(capped.len() <= cap as usize);
+        // The capped history is the full one with the middle cut out, and says so.
+        prop_assert_eq!(capped.len() as u64 + capped.elided(), full.len() as u64);
+        let head = capped.elided_at().unwrap_or(capped.len());
+        prop_assert_eq!(&capped.entries()[..head], &full.entries()[..head]);
+        let tail = capped.len() - head;
+        prop_assert_eq!(&capped.entries()[head..], &full.entries()[full.len() - tail..]);
+    }
 }
