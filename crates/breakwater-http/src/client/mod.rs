@@ -31,6 +31,7 @@ mod deferred;
 mod options;
 mod send;
 mod stream;
+mod url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +92,10 @@ pub(crate) struct Target {
     pub(crate) variant: Option<PromptVariant>,
     /// The check every answer of this step must pass.
     pub(crate) validator: Option<crate::validate::Validator>,
+    /// The URL its non-streaming attempts go to, parsed once.
+    pub(crate) url: url::ParsedUrl,
+    /// The URL its streaming attempts go to, parsed once.
+    pub(crate) stream_url: url::ParsedUrl,
 }
 
 /// A provider endpoint ready to send to.
