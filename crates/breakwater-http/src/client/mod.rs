@@ -274,7 +274,9 @@ impl Client {
             options: options.into(),
             defer: true,
         };
-        self.run(call, on_notice).await
+        // Boxed: a call's state is kilobytes (the attempt's future inside), which
+        // every `.await` up the caller's stack would otherwise copy whole.
+        Box::pin(self.run(call, on_notice)).await
     }
 
     /// Feeds a finished request to the rate alarms and reports what they decide.
