@@ -33,12 +33,15 @@
 //! once ([`Breaker::poll_event`](breakwater_core::Breaker::poll_event)); whichever
 //! request's observer drains it reports it, so each is counted once per process.
 
+use std::sync::Arc;
+
 use breakwater_core::alert::{Alert, AlertState, Scope};
 use breakwater_core::breaker::StateKind;
 use breakwater_core::plan::{DegradedFrom, EntryEvent, Finished, History, Resolution, Skip};
 use breakwater_core::{BreakerEvent, Key, Route, TaskKind};
 use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    SharedString, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
 };
 
 /// Finished requests: `route`, `kind`, `resolution`.
@@ -112,6 +115,11 @@ pub struct Observer<'r> {
     kind: TaskKind,
     /// History entries already reported.
     seen: usize,
+    /// The `provider` and `model` labels of the step last reported. Shared strings: each
+    /// metric's labels then count references instead of copying names, which matters
+    /// because the `metrics` macros build their labels even when no recorder is
+    /// installed.
+    labels: Option<(usize, SharedString, SharedString)>,
 }
 
 impl<'r> Observer<'r> {
@@ -122,6 +130,7 @@ impl<'r> Observer<'r> {
             route,
             kind,
             seen: 0,
+            labels: None,
         }
     }
 
@@ -133,7 +142,18 @@ impl<'r> Observer<'r> {
             let Some(key) = self.route.key(entry.step) else {
                 continue;
             };
-            entry_metrics(key, &entry.event);
+            let (provider, model) = match &self.labels {
+                Some((step, provider, model)) if *step == entry.step => (provider, model),
+                _ => {
+                    let labels = self.labels.insert((
+                        entry.step,
+                        shared(key.provider()),
+                        shared(key.model()),
+                    ));
+                    (&labels.1, &labels.2)
+                }
+            };
+            entry_metrics(provider, model, &entry.event);
         }
         self.seen = self.seen.max(entries.len());
         breaker_transitions(self.route);
@@ -142,7 +162,7 @@ impl<'r> Observer<'r> {
     /// Reports what [`update`](Self::update) has not yet, then the request itself.
     pub fn finish(&mut self, finished: &Finished) {
         self.update(&finished.history);
-        let route = self.route.name().to_owned();
+        let route = shared(self.route.name());
         let resolution = resolution_name(&finished.resolution);
         counter!(
             REQUESTS_TOTAL,
@@ -218,10 +238,13 @@ pub fn alert(alert: &Alert) {
     }
 }
 
-/// The metrics of one history entry at `key`.
-fn entry_metrics(key: &Key, event: &EntryEvent) {
-    let provider = key.provider().to_owned();
-    let model = key.model().to_owned();
+/// A label value that clones as a reference count.
+fn shared(name: &str) -> SharedString {
+    SharedString::from(Arc::<str>::from(name))
+}
+
+/// The metrics of one history entry at the step labelled `provider` and `model`.
+fn entry_metrics(provider: &SharedString, model: &SharedString, event: &EntryEvent) {
     match *event {
         EntryEvent::Attempt {
             class,
@@ -255,7 +278,7 @@ fn entry_metrics(key: &Key, event: &EntryEvent) {
                 )
                 .increment(u64::from(tokens));
             }
-            counter!(COST_NANODOLLARS_TOTAL, "provider" => provider, "model" => model)
+            counter!(COST_NANODOLLARS_TOTAL, "provider" => provider.clone(), "model" => model.clone())
                 .increment(cost.nanodollars());
         }
         EntryEvent::Waited { wait, retry_after } => {
@@ -266,8 +289,8 @@ fn entry_metrics(key: &Key, event: &EntryEvent) {
             };
             histogram!(
                 WAIT_SECONDS,
-                "provider" => provider,
-                "model" => model,
+                "provider" => provider.clone(),
+                "model" => model.clone(),
                 "source" => source,
             )
             .record(wait.as_secs_f64());
@@ -275,8 +298,8 @@ fn entry_metrics(key: &Key, event: &EntryEvent) {
         EntryEvent::Skipped(skip) => {
             counter!(
                 SKIPS_TOTAL,
-                "provider" => provider,
-                "model" => model,
+                "provider" => provider.clone(),
+                "model" => model.clone(),
                 "reason" => skip_name(&skip),
             )
             .increment(1);

@@ -438,6 +438,8 @@ fn bind(
             provider: Arc::clone(provider),
             variant,
             validator,
+            url: super::url::ParsedUrl::default(),
+            stream_url: super::url::ParsedUrl::default(),
         });
     }
     Ok(BoundRoute { route, steps })

@@ -31,6 +31,7 @@ mod deferred;
 mod options;
 mod send;
 mod stream;
+mod url;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +92,10 @@ pub(crate) struct Target {
     pub(crate) variant: Option<PromptVariant>,
     /// The check every answer of this step must pass.
     pub(crate) validator: Option<crate::validate::Validator>,
+    /// The URL its non-streaming attempts go to, parsed once.
+    pub(crate) url: url::ParsedUrl,
+    /// The URL its streaming attempts go to, parsed once.
+    pub(crate) stream_url: url::ParsedUrl,
 }
 
 /// A provider endpoint ready to send to.
@@ -269,7 +274,9 @@ impl Client {
             options: options.into(),
             defer: true,
         };
-        self.run(call, on_notice).await
+        // Boxed: a call's state is kilobytes (the attempt's future inside), which
+        // every `.await` up the caller's stack would otherwise copy whole.
+        Box::pin(self.run(call, on_notice)).await
     }
 
     /// Feeds a finished request to the rate alarms and reports what they decide.

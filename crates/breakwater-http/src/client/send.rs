@@ -41,10 +41,11 @@ impl Client {
             provider
                 .kind
                 .render(request, attempt.key.model(), target.variant.as_ref(), false);
-        let mut builder = inner
-            .http
-            .post(format!("{}{}", provider.base_url, rendered.path))
-            .header(provider.auth.0.clone(), provider.auth.1.clone());
+        let mut builder = match target.url.get(&provider.base_url, &rendered.path) {
+            Ok(url) => inner.http.post(url),
+            Err(text) => inner.http.post(text),
+        }
+        .header(provider.auth.0.clone(), provider.auth.1.clone());
         for (name, value) in &rendered.headers {
             builder = builder.header(*name, value.as_str());
         }
@@ -53,10 +54,11 @@ impl Client {
         let mut phase = TimeoutPhase::BeforeHeaders;
         let exchange = async {
             let result = tokio::time::timeout(attempt.timeout, async {
-                let response = builder.send().await?;
+                let mut response = builder.send().await?;
                 phase = TimeoutPhase::AfterHeaders;
                 let status = response.status().as_u16();
-                let headers = response.headers().clone();
+                // Moved out, not copied: reading the body does not need them.
+                let headers = std::mem::take(response.headers_mut());
                 let limit = if response.status().is_success() {
                     response_limit
                 } else {

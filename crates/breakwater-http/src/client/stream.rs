@@ -308,10 +308,11 @@ impl Client {
         let rendered = provider
             .kind
             .render(request, key.model(), target.variant.as_ref(), true);
-        let mut builder = inner
-            .http
-            .post(format!("{}{}", provider.base_url, rendered.path))
-            .header(provider.auth.0.clone(), provider.auth.1.clone());
+        let mut builder = match target.stream_url.get(&provider.base_url, &rendered.path) {
+            Ok(url) => inner.http.post(url),
+            Err(text) => inner.http.post(text),
+        }
+        .header(provider.auth.0.clone(), provider.auth.1.clone());
         for (name, value) in &rendered.headers {
             builder = builder.header(*name, value.as_str());
         }
