@@ -783,3 +783,33 @@ proptest! {
         prop_assert_eq!(run(), run());
     }
 }
+
+#[test]
+fn fail_reasons_read_as_what_happened() {
+    let reasons = [
+        (
+            FailReason::NonRetriable(crate::Fatal::NotFound),
+            "non-retriable error: not_found",
+        ),
+        (
+            FailReason::Exhausted {
+                last: Some(ClassKind::Overloaded),
+            },
+            "every step exhausted (last: overloaded)",
+        ),
+        (FailReason::Exhausted { last: None }, "no step available"),
+        (
+            FailReason::DeadlineExceeded { last: None },
+            "deadline exceeded",
+        ),
+        (
+            FailReason::StreamBroken {
+                tokens_delivered: 12,
+            },
+            "stream broke after 12 tokens",
+        ),
+    ];
+    for (reason, text) in reasons {
+        assert_eq!(reason.to_string(), text);
+    }
+}
