@@ -523,6 +523,7 @@ mod tests {
         let prices = PriceTable::new().with("gpt-4o-mini", Price::per_million(0.15, 0.6));
         let route = Route::bind(&config, &registry, &prices).unwrap();
         assert_eq!(route.len(), 3);
+        assert!(!route.is_empty());
         assert_eq!(route.key(0), Some(&Key::new("openai", "gpt-4o-mini")));
         assert_eq!(route.steps[1].attempts, 3);
         assert_eq!(route.steps[1].timeout, Duration::from_secs(60));
