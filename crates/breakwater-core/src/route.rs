@@ -669,6 +669,19 @@ mod tests {
     }
 
     #[test]
+    fn a_route_keeps_its_own_taxonomy() {
+        let config = RouteConfig::from_toml(
+            "name = \"x\"\n[taxonomy]\noverrides = { \"409\" = \"retriable\" }\n\
+             [[step]]\nprovider = \"a\"\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let route = Route::bind(&config, &registry, &PriceTable::new()).unwrap();
+        assert_eq!(route.taxonomy(), &config.taxonomy);
+        assert_ne!(route.taxonomy(), &Taxonomy::default());
+    }
+
+    #[test]
     fn conditional_steps_are_skipped_in_order() {
         let config: RouteConfig = toml::from_str(
             r#"
