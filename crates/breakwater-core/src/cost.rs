@@ -327,6 +327,8 @@ mod tests {
         sum += bill;
         sum += bill;
         assert_eq!(sum.batch, Cost::from_dollars(18.4));
+        assert_eq!(sum.synchronous, Cost::from_dollars(20.0));
+        assert_eq!(sum.saving(), Cost::from_dollars(1.6));
     }
 
     #[test]

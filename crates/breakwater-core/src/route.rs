@@ -549,6 +549,7 @@ mod tests {
         let prices = PriceTable::new().with("gpt-4o-mini", Price::per_million(0.15, 0.6));
         let route = Route::bind(&config, &registry, &prices).unwrap();
         assert_eq!(route.len(), 3);
+        assert!(!route.is_empty());
         assert_eq!(route.key(0), Some(&Key::new("openai", "gpt-4o-mini")));
         assert_eq!(route.steps[1].attempts, 3);
         assert_eq!(route.steps[1].timeout, Duration::from_secs(60));
@@ -721,6 +722,19 @@ mod tests {
         };
         assert_eq!(step, route_check);
         assert_eq!(route.taxonomy(), &Taxonomy::default());
+    }
+
+    #[test]
+    fn a_route_keeps_its_own_taxonomy() {
+        let config = RouteConfig::from_toml(
+            "name = \"x\"\n[taxonomy]\noverrides = { \"409\" = \"retriable\" }\n\
+             [[step]]\nprovider = \"a\"\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let route = Route::bind(&config, &registry, &PriceTable::new()).unwrap();
+        assert_eq!(route.taxonomy(), &config.taxonomy);
+        assert_ne!(route.taxonomy(), &Taxonomy::default());
     }
 
     #[test]

@@ -618,6 +618,47 @@ mod tests {
         ));
     }
 
+    /// A global budget is one pool: retries at two providers add up against one bound,
+    /// where per-provider budgets each have their own.
+    #[test]
+    fn a_global_budget_counts_every_providers_retries_together() {
+        let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 2\n\
+                    [[step]]\nprovider = \"b\"\nmodel = \"m\"\nattempts = 2\n";
+        let config = RouteConfig::from_toml(text).unwrap();
+        let verdict = |budget_scope| {
+            let check = Check {
+                registry: RegistryConfig {
+                    // At most one retry (half of two tokens) per pool.
+                    budget: Some(BudgetConfig::Throttle(ThrottleConfig {
+                        max_tokens: 2,
+                        token_ratio: 0.1,
+                    })),
+                    budget_scope,
+                    ..RegistryConfig::default()
+                },
+                ..Check::default()
+            };
+            let registry = Registry::new(check.registry.clone()).unwrap();
+            let route = Route::bind(&config, &registry, &check.prices).unwrap();
+            let finished = crate::plan::Finished {
+                resolution: crate::plan::Resolution::Success {
+                    step: 1,
+                    fallback_used: true,
+                },
+                attempts: 4,
+                elapsed: Duration::from_secs(1),
+                cost: Cost::ZERO,
+                retry_cost: Cost::ZERO,
+                history: Default::default(),
+            };
+            check
+                .check_finished(&config, &route, &[0, 0, 1, 1], &finished, None)
+                .map_err(|(promise, _)| promise)
+        };
+        assert_eq!(verdict(BudgetScope::Global), Err(Promise::Budget));
+        assert_eq!(verdict(BudgetScope::Provider), Ok(()));
+    }
+
     #[test]
     fn budget_bounds_match_the_documented_ones() {
         let quota = BudgetConfig::Quota(QuotaConfig {

@@ -259,6 +259,48 @@ fn the_config_reads_from_toml() {
     assert!(toml::from_str::<AlertConfig>("retry_rat = 0.01").is_err());
 }
 
+#[test]
+fn an_alert_reads_as_its_rate_and_threshold_in_percent() {
+    let raised = Alert {
+        at: Time::ZERO,
+        scope: Scope::Key(Key::new("anthropic", "claude")),
+        signal: Signal::RetryRate,
+        state: AlertState::Raised {
+            cause: Some(LikelyCause::QuotaOrTier),
+        },
+        rate: 0.125,
+        threshold: 0.02,
+        samples: 80,
+    };
+    assert_eq!(
+        raised.to_string(),
+        "anthropic/claude: retry_rate 12.5% above 2.0% over 80 samples \
+         (mostly 429s: quota or rate-limit tier)"
+    );
+    let cleared = Alert {
+        scope: Scope::Route("chat".to_owned()),
+        signal: Signal::FallbackRate,
+        state: AlertState::Cleared,
+        rate: 0.004,
+        ..raised
+    };
+    assert_eq!(
+        cleared.to_string(),
+        "route chat: fallback_rate back to 0.4%"
+    );
+}
+
+#[test]
+fn a_window_keeps_one_entry_per_bucket() {
+    let mut window = Window::default();
+    for bucket in [3, 3, 3, 4, 4] {
+        window.record(bucket, |c| c.total += 1);
+    }
+    let buckets: Vec<(u64, u64)> = window.buckets.iter().map(|(b, c)| (*b, c.total)).collect();
+    assert_eq!(buckets, [(3, 3), (4, 2)]);
+    assert_eq!(window.totals(4).total, 5);
+}
+
 proptest::proptest! {
     /// Whatever the stream, each scope's signal alternates raised, cleared, raised …,
     /// starting with raised, and `raised()` agrees with the last alert of each.

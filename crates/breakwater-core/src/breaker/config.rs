@@ -308,6 +308,69 @@ mod tests {
     }
 
     #[test]
+    fn validate_accepts_each_bound_and_rejects_one_past_it() {
+        let ok = BreakerConfig::default();
+        let with = |change: &dyn Fn(&mut BreakerConfig)| {
+            let mut config = ok.clone();
+            change(&mut config);
+            config.validate()
+        };
+        let time = |span, buckets| Some(Window::Time { span, buckets });
+        let max = Window::MAX_BUCKETS;
+        assert_eq!(with(&|c| c.failure_rate = Some(1.0)), Ok(()));
+        assert_eq!(
+            with(&|c| c.failure_rate = Some(0.0)),
+            Err(BreakerError::BadRate)
+        );
+        assert_eq!(with(&|c| c.slow_call_rate = Some(1.0)), Ok(()));
+        assert_eq!(
+            with(&|c| c.slow_call_rate = Some(0.0)),
+            Err(BreakerError::BadRate)
+        );
+        let size = |size| {
+            move |c: &mut BreakerConfig| {
+                c.window = Some(Window::Count { size });
+                c.min_calls = 1;
+            }
+        };
+        assert_eq!(with(&size(1)), Ok(()));
+        assert_eq!(with(&size(Window::MAX_SIZE)), Ok(()));
+        assert_eq!(
+            with(&size(Window::MAX_SIZE + 1)),
+            Err(BreakerError::BadWindow)
+        );
+        assert_eq!(
+            with(&|c| c.min_calls = 100),
+            Ok(()),
+            "min_calls may equal the window"
+        );
+        assert_eq!(
+            with(&|c| c.min_calls = 101),
+            Err(BreakerError::MinCallsAboveWindow)
+        );
+        let span = Duration::from_secs(10);
+        assert_eq!(with(&|c| c.window = time(span, 1)), Ok(()));
+        assert_eq!(with(&|c| c.window = time(span, max)), Ok(()));
+        assert_eq!(
+            with(&|c| c.window = time(span, max + 1)),
+            Err(BreakerError::BadWindow)
+        );
+        // A bucket may be as short as a nanosecond, not shorter.
+        let nanos = Duration::from_nanos(4);
+        assert_eq!(with(&|c| c.window = time(nanos, 4)), Ok(()));
+        assert_eq!(
+            with(&|c| c.window = time(nanos, 5)),
+            Err(BreakerError::BadWindow)
+        );
+        assert_eq!(with(&|c| c.close_after = 3), Ok(()), "all probes");
+        assert_eq!(with(&|c| c.close_after = 1), Ok(()));
+        assert_eq!(
+            with(&|c| c.half_open_probes = 1),
+            Err(BreakerError::BadCloseAfter)
+        );
+    }
+
+    #[test]
     fn validate_names_each_problem() {
         let ok = BreakerConfig::default();
         let cases = [

@@ -73,3 +73,40 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for OffOr<T> {
         T::deserialize(MapAccessDeserializer::new(map)).map(Some)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error, F64Deserializer};
+
+    use super::*;
+
+    /// A format that wraps its value in `Some`, as RON's `Some(0.5)` does (JSON and
+    /// TOML hand the value over bare).
+    struct Wrapped(f64);
+
+    impl<'de> Deserializer<'de> for Wrapped {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_some(F64Deserializer::new(self.0))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            struct enum identifier ignored_any
+        }
+    }
+
+    #[test]
+    fn a_wrapped_value_is_on_and_false_or_unit_is_off() {
+        assert_eq!(deserialize::<f64, _>(Wrapped(0.5)), Ok(Some(0.5)));
+        let off: Result<Option<f64>, Error> = deserialize(false.into_deserializer());
+        assert_eq!(off, Ok(None));
+        let unit: Result<Option<f64>, Error> = deserialize(().into_deserializer());
+        assert_eq!(unit, Ok(None));
+        let on: Result<Option<f64>, Error> = deserialize(true.into_deserializer());
+        assert!(on.is_err());
+    }
+}

@@ -284,6 +284,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    #[test]
+    fn a_refusal_says_until_when() {
+        let later = Refused {
+            until: Some(Time::from_millis(1500)),
+        };
+        assert_eq!(later.to_string(), "retry budget exhausted until 1.500000s");
+        assert_eq!(
+            Refused { until: None }.to_string(),
+            "retry budget exhausted"
+        );
+    }
+
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Doc {
         budget: BudgetConfig,

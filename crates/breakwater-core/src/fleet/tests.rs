@@ -514,3 +514,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_errors_name_the_setting() {
+    let zero = Duration::ZERO;
+    let stale = FleetConfig {
+        staleness: zero,
+        ..FleetConfig::default()
+    };
+    assert_eq!(stale.validate(), Err(FleetConfigError::Staleness));
+    let lease = FleetConfig {
+        probe_lease: zero,
+        ..FleetConfig::default()
+    };
+    assert_eq!(lease.validate(), Err(FleetConfigError::ProbeLease));
+    assert_eq!(
+        FleetConfigError::Staleness.to_string(),
+        "fleet staleness_ms must be at least 1"
+    );
+    assert_eq!(
+        FleetConfigError::ProbeLease.to_string(),
+        "fleet probe_lease_ms must be at least 1"
+    );
+}

@@ -296,3 +296,36 @@ fn batch_results_show_their_cost_and_saving() {
     assert_eq!(per_key.input_tokens, 6_000);
     assert_eq!(Cost::from_dollars(per_key.cost_dollars), batch);
 }
+
+/// A conditional step ahead of the route's first unconditional one: requests that
+/// never leave that first step used no fallback, however they end.
+#[test]
+fn a_conditional_first_step_is_not_the_first_step() {
+    let config = RouteConfig::from_toml(
+        r#"
+        name = "guarded"
+        [[step]]
+        provider = "openai"
+        model = "gpt-4o-mini"
+        when = "content_policy"
+        [[step]]
+        provider = "anthropic"
+        model = "claude-sonnet-4-5"
+        attempts = 2
+        "#,
+    )
+    .expect("valid route");
+    let registry = Registry::new(RegistryConfig::default()).expect("valid registry");
+    let route = Route::bind(&config, &registry, &PriceTable::new()).expect("bound");
+    let mut metrics = Metrics::new();
+    // Both attempts answer 529: degraded (empty) after two attempts on step 1 alone.
+    let finished = request(&route, TaskKind::Interactive, 2, false);
+    assert!(
+        matches!(finished.resolution, Resolution::Degraded { .. }),
+        "{:?}",
+        finished.resolution
+    );
+    metrics.record(&route, &finished);
+    let s = metrics.snapshot();
+    assert_eq!((s.requests, s.attempts, s.fallbacks), (1, 2, 0));
+}

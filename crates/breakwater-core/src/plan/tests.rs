@@ -175,6 +175,11 @@ fn five_529s_then_the_fallback_succeeds() {
         Cost::from_nanodollars(4 * sonnet_input.nanodollars() + mini.nanodollars())
     );
     assert_eq!(finished.history.attempts().count(), 6);
+    // Six attempts and the four backoffs between Sonnet's five (the fallback starts at
+    // once).
+    assert_eq!(finished.history.len(), 10);
+    assert_eq!(finished.history.entries().len(), 10);
+    assert!(!finished.history.is_empty());
 }
 
 #[test]
@@ -352,6 +357,7 @@ fn a_deadline_already_past_sends_nothing() {
     );
     let (finished, seen) = drive(&mut plan, now, 1, false, |_, _| unreachable!());
     assert!(seen.is_empty());
+    assert!(finished.history.is_empty());
     assert_eq!(
         finished.resolution,
         Resolution::Failed {
@@ -809,5 +815,35 @@ proptest! {
         prop_assert_eq!(&capped.entries()[..head], &full.entries()[..head]);
         let tail = capped.len() - head;
         prop_assert_eq!(&capped.entries()[head..], &full.entries()[full.len() - tail..]);
+    }
+}
+
+#[test]
+fn fail_reasons_read_as_what_happened() {
+    let reasons = [
+        (
+            FailReason::NonRetriable(crate::Fatal::NotFound),
+            "non-retriable error: not_found",
+        ),
+        (
+            FailReason::Exhausted {
+                last: Some(ClassKind::Overloaded),
+            },
+            "every step exhausted (last: overloaded)",
+        ),
+        (FailReason::Exhausted { last: None }, "no step available"),
+        (
+            FailReason::DeadlineExceeded { last: None },
+            "deadline exceeded",
+        ),
+        (
+            FailReason::StreamBroken {
+                tokens_delivered: 12,
+            },
+            "stream broke after 12 tokens",
+        ),
+    ];
+    for (reason, text) in reasons {
+        assert_eq!(reason.to_string(), text);
     }
 }

@@ -165,6 +165,22 @@ fn cool_down_extends_and_never_shortens() {
     assert_eq!(events(&b), [], "a cooldown is not a transition");
 }
 
+/// The fleet layer pushes a cooldown when the revision moves: one that changes nothing
+/// (the same end or an earlier one) must not move it.
+#[test]
+fn only_a_longer_cooldown_moves_the_fleet_revision() {
+    let b = Breaker::new(config(), 0);
+    let revision = |b: &Breaker| b.fleet_view(secs(1)).revision;
+    b.cool_down(secs(0), secs(10));
+    let first = revision(&b);
+    b.cool_down(secs(1), secs(10));
+    b.cool_down(secs(1), secs(4));
+    assert_eq!(revision(&b), first);
+    b.cool_down(secs(1), secs(11));
+    assert_ne!(revision(&b), first);
+    assert_eq!(b.fleet_view(secs(1)).cooldown, Some(secs(11)));
+}
+
 #[test]
 fn the_longest_blocker_names_the_rejection() {
     let b = Breaker::new(config(), 0);
