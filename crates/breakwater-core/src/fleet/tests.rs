@@ -371,6 +371,29 @@ fn a_failed_operation_leaves_local_state_and_is_tried_again() {
     );
 }
 
+/// A key the replica meets for the first time is read before anything is published,
+/// even when its local breaker already tripped: the store's epoch comes first.
+#[test]
+fn a_key_seen_for_the_first_time_is_read_before_it_is_published() {
+    let registry = registry();
+    let breaker = registry.breaker(&key()).unwrap();
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    replica.set_connected(Time::ZERO, &registry, true);
+    let now = Time::from_millis(50);
+    breaker.force_open(now);
+    let mut store = StoreRecord::default();
+    let ops = replica.poll_ops(now, &registry);
+    assert_eq!(
+        ops,
+        [(key(), Op::Read)],
+        "published before reading: {ops:?}"
+    );
+    let reply = store.apply(&Op::Read, FleetTime::ZERO);
+    replica.on_reply(now, &key(), &breaker, Ok(reply));
+    let ops = replica.poll_ops(now, &registry);
+    assert!(matches!(ops[..], [(_, Op::Open { .. })]), "{ops:?}");
+}
+
 #[test]
 fn poll_timeout_names_the_next_poll_and_budget_sync() {
     let registry = registry();
