@@ -10,9 +10,10 @@
 //! And files that are only part of a queue, or garbage, are refused with a clear error.
 
 mod fake;
+mod killed;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -157,7 +158,7 @@ fn run_and_kill(
 ) -> Vec<(String, bool)> {
     let log = path.with_extension("child.log");
     let stderr = std::fs::File::create(&log).expect("child log");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+    let child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
             "acknowledged_tasks_survive_100_kills_under_load",
@@ -169,32 +170,7 @@ fn run_and_kill(
         .stderr(stderr)
         .spawn()
         .expect("spawn child");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        let mut acked = Vec::new();
-        let mut line = String::new();
-        // Only whole lines count: a line cut by the kill was not an acknowledgement.
-        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
-            let ack = line.find("@@ack ").map(|at| &line[at + 6..]);
-            if let Some(rest) = ack.and_then(|r| r.strip_suffix('\n')) {
-                let (key, created) = rest.split_once(' ').expect("ack line");
-                acked.push((key.to_owned(), created == "true"));
-                let _ = tx.send(());
-            }
-            line.clear();
-        }
-        acked
-    });
-    for _ in 0..acks {
-        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
-            break;
-        }
-    }
-    std::thread::sleep(extra);
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("reap");
+    let (status, acked) = killed::kill_after_acks(child, acks, Duration::from_secs(10), extra);
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -205,7 +181,7 @@ fn run_and_kill(
             "seed {seed:#x}: the child ended by itself ({status:?}):\n{said}"
         );
     }
-    reader.join().expect("reader")
+    acked
 }
 
 #[test]

@@ -3,9 +3,10 @@
 //! twenty times, and every task it acknowledged is there exactly once and delivered.
 
 mod fake;
+mod killed;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -419,7 +420,7 @@ fn child(spec: &str) -> ! {
 /// Runs one child from `first`, kills it with SIGKILL after it acknowledged `acks`
 /// tasks and a further `extra`, and returns the acknowledgements it printed.
 fn run_and_kill(path: &Path, first: u64, acks: usize, extra: Duration) -> Vec<(String, bool)> {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+    let child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
             "acknowledged_tasks_survive_sigkill",
@@ -431,38 +432,13 @@ fn run_and_kill(path: &Path, first: u64, acks: usize, extra: Duration) -> Vec<(S
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn child");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        let mut acked = Vec::new();
-        let mut line = String::new();
-        // Only whole lines count: a line cut by the kill was not an acknowledgement.
-        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
-            let ack = line.find("@@ack ").map(|at| &line[at + 6..]);
-            if let Some(rest) = ack.and_then(|r| r.strip_suffix('\n')) {
-                let (key, created) = rest.split_once(' ').expect("ack line");
-                acked.push((key.to_owned(), created == "true"));
-                let _ = tx.send(());
-            }
-            line.clear();
-        }
-        acked
-    });
-    for _ in 0..acks {
-        if rx.recv_timeout(Duration::from_secs(5)).is_err() {
-            break;
-        }
-    }
-    std::thread::sleep(extra);
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("reap");
+    let (status, acked) = killed::kill_after_acks(child, acks, Duration::from_secs(5), extra);
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
     }
-    reader.join().expect("reader")
+    acked
 }
 
 #[test]
