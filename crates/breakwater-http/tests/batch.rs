@@ -5,9 +5,9 @@
 //! metrics, and a stop between recording and creating reconciled on the next round.
 
 mod fake;
+mod tempdir;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,29 +19,7 @@ use breakwater_http::{CallOptions, Client, Deferred, Error};
 use fake::{FakeServer, Received, Reply, json, response};
 use parking_lot::Mutex;
 use serde_json::{Value, json as value};
-
-/// A directory of its own under the test target's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("batch-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn queue(&self) -> Queue {
-        Queue::open(self.0.join("queue.db")).expect("queue")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use tempdir::TempDir;
 
 /// What the scripted provider answers for one request of a batch, by the text of its
 /// last user turn.
@@ -447,7 +425,7 @@ fn one_answer() -> breakwater_core::BatchCost {
 
 async fn full_flow(kind: Provider, transient: u16) {
     let dir = TempDir::new(&format!("flow-{}", kind.name()));
-    let queue = dir.queue();
+    let queue = Queue::open(dir.file("queue.db")).expect("queue");
     let (_state, server) = Provider2::new(kind).start();
     let server = server.await;
     let client = client(kind, &server.url(), &queue);
@@ -566,7 +544,7 @@ async fn openai_batches_deliver_requeue_429s_and_bury_400s() {
 #[tokio::test]
 async fn custom_ids_map_results_back_whatever_their_order() {
     let dir = TempDir::new("mapping");
-    let queue = dir.queue();
+    let queue = Queue::open(dir.file("queue.db")).expect("queue");
     let (state_, server) = Provider2::new(Provider::Anthropic).start();
     let server = server.await;
     let client = client(Provider::Anthropic, &server.url(), &queue);
@@ -600,7 +578,7 @@ async fn custom_ids_map_results_back_whatever_their_order() {
 async fn expired_requests_go_out_again_without_an_attempt() {
     for kind in [Provider::Anthropic, Provider::OpenAi] {
         let dir = TempDir::new(&format!("expired-{}", kind.name()));
-        let queue = dir.queue();
+        let queue = Queue::open(dir.file("queue.db")).expect("queue");
         let mut provider = Provider2::new(kind);
         provider.polls = 0;
         provider.expire_batch = kind == Provider::OpenAi;
@@ -641,7 +619,7 @@ async fn expired_requests_go_out_again_without_an_attempt() {
 async fn a_failed_create_is_judged_by_the_taxonomy() {
     for (kind, status) in [(Provider::Anthropic, 529), (Provider::OpenAi, 429)] {
         let dir = TempDir::new(&format!("create-{}", kind.name()));
-        let queue = dir.queue();
+        let queue = Queue::open(dir.file("queue.db")).expect("queue");
         let mut provider = Provider2::new(kind);
         provider.create_status = Some(status);
         let (state_, server) = provider.start();
@@ -670,7 +648,7 @@ async fn a_failed_create_is_judged_by_the_taxonomy() {
 #[tokio::test]
 async fn a_stop_before_the_provider_confirms_is_reconciled() {
     let dir = TempDir::new("reconcile");
-    let queue = dir.queue();
+    let queue = Queue::open(dir.file("queue.db")).expect("queue");
     let mut provider = Provider2::new(Provider::Anthropic);
     provider.create_hangs = true;
     let (state_, server) = provider.start();
@@ -729,7 +707,7 @@ async fn a_stop_before_the_provider_confirms_is_reconciled() {
 #[tokio::test]
 async fn the_drain_leaves_batch_tasks_unless_told() {
     let dir = TempDir::new("drain");
-    let queue = dir.queue();
+    let queue = Queue::open(dir.file("queue.db")).expect("queue");
     let server = FakeServer::start(vec![json(200, &[], fake::ANTHROPIC_OK)]).await;
     let client = client(Provider::Anthropic, &server.url(), &queue);
     let keys = enqueue(&queue, &["later"]);
@@ -759,7 +737,7 @@ async fn the_drain_leaves_batch_tasks_unless_told() {
 #[tokio::test]
 async fn a_deferrable_call_can_fall_into_a_batch() {
     let dir = TempDir::new("fall");
-    let queue = dir.queue();
+    let queue = Queue::open(dir.file("queue.db")).expect("queue");
     let server = FakeServer::start(vec![json(
         529,
         &[],

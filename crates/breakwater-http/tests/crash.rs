@@ -11,10 +11,11 @@
 
 mod fake;
 mod killed;
+mod tempdir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use breakwater_http::wire::{Provider, Request};
 use fake::{FakeServer, Received, json};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use tempdir::TempDir;
 
 /// Set in the child's environment: `<queue path>|<first index>|<server URL>`.
 const CHILD: &str = "BREAKWATER_CRASH_CHILD";
@@ -36,29 +38,6 @@ const DEFAULT_SEED: u64 = 0xC4A5_4ED0;
 const KILLS: usize = 100;
 /// Tasks a child enqueues before it only drains, waiting to be killed.
 const PER_CHILD: u64 = 12;
-
-/// A directory of its own under the test target's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("crash-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn job(key: &str) -> Request {
     Request::new(32).user(format!("deliver {key}"))

@@ -4,10 +4,11 @@
 
 mod fake;
 mod killed;
+mod tempdir;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,29 +22,7 @@ use breakwater_http::{CallOptions, Client, Deferred, Error, clock};
 use fake::{FakeServer, Reply, json};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-
-/// A directory of its own under the test target's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("queue-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use tempdir::TempDir;
 
 /// A route `jobs` of one Anthropic step at `url`, one attempt, deferrable work queued.
 fn client(url: &str, queue: Option<Queue>, registry: Option<Arc<Registry>>) -> Client {
