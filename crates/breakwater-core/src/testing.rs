@@ -266,7 +266,7 @@ impl Default for Check {
 /// What a passing check ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// Requests run.
+    /// Requests run (generated cases that passed; proptest stops at `Check::cases`).
     pub cases: u32,
 }
 
@@ -363,14 +363,17 @@ impl Check {
             any::<u64>(),
         );
         let last = std::cell::RefCell::new((Promise::Termination, String::new()));
+        // Counted, not copied from the configuration: the report says what really ran.
+        let ran = std::cell::Cell::new(0u32);
         let result = runner.run(&strategy, |(script, seed)| {
+            ran.set(ran.get() + 1);
             self.one(route, &script, seed).map_err(|(promise, detail)| {
                 *last.borrow_mut() = (promise, detail.clone());
                 TestCaseError::fail(detail)
             })
         });
         match result {
-            Ok(()) => Ok(Report { cases: self.cases }),
+            Ok(()) => Ok(Report { cases: ran.get() }),
             Err(TestError::Fail(_, (script, seed))) => {
                 // The last failure recorded is the shrunk case's.
                 let (promise, detail) = last.into_inner();
@@ -580,6 +583,16 @@ mod tests {
     }
 
     #[test]
+    fn the_report_counts_the_requests_that_ran() {
+        let check = Check {
+            cases: 5,
+            ..Check::default()
+        };
+        let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 2\n";
+        assert_eq!(check.run_toml(text).unwrap(), Report { cases: 5 });
+    }
+
+    #[test]
     fn broken_promises_are_reported() {
         let check = Check::default();
         let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 3\n";
@@ -611,6 +624,16 @@ mod tests {
                 .unwrap_err()
                 .0,
             Promise::Deadline
+        );
+        // Finishing on the deadline itself (an attempt clipped to the time left that
+        // then timed out) keeps the promise.
+        let on_time = crate::plan::Finished {
+            elapsed: check.deadline,
+            ..late
+        };
+        assert_eq!(
+            check.check_finished(&config, &route, &[0], &on_time, None),
+            Ok(())
         );
         assert!(matches!(
             check.run_toml("name = 1"),
