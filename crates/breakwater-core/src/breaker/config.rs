@@ -455,6 +455,12 @@ mod tests {
         for (config, error) in cases {
             assert_eq!(config.validate(), Err(error), "{config:?}");
             assert!(!error.to_string().is_empty());
+            // Only a bad open backoff has a cause of its own.
+            let source = std::error::Error::source(&error).map(ToString::to_string);
+            match error {
+                BreakerError::Open(inner) => assert_eq!(source, Some(inner.to_string())),
+                _ => assert_eq!(source, None),
+            }
         }
     }
 }

@@ -99,12 +99,8 @@ impl FleetClock {
     #[must_use]
     pub fn to_local(&self, fleet: FleetTime) -> Time {
         let millis = i128::from(fleet.as_millis()) - i128::from(self.offset_ms);
-        let nanos = clamp_u64(millis).saturating_mul(NANOS_PER_MILLI);
-        if millis > i128::from(u64::MAX / NANOS_PER_MILLI) {
-            Time::MAX
-        } else {
-            Time::from_nanos(nanos)
-        }
+        // Past u64::MAX nanoseconds the product saturates, which is Time::MAX.
+        Time::from_nanos(clamp_u64(millis).saturating_mul(NANOS_PER_MILLI))
     }
 
     /// `fleet − local` in nanoseconds.

@@ -211,6 +211,15 @@ fn half_open_admits_n_probes_across_the_fleet_and_their_successes_close_it() {
     fleet.at(1000);
     let probes = probe_everywhere(&mut fleet);
     assert_eq!(probes.len(), 2, "half_open_probes = 2 for the whole fleet");
+    // Two claims granted; every replica asked once more and was denied (the three
+    // without a probe, and the two owners wanting a second one).
+    let stats: Vec<(u64, u64)> = fleet
+        .nodes
+        .iter()
+        .map(|node| (node.replica.stats().granted, node.replica.stats().denied))
+        .collect();
+    assert_eq!(stats.iter().map(|s| s.0).sum::<u64>(), 2, "{stats:?}");
+    assert!(stats.iter().all(|s| s.1 == 1), "{stats:?}");
     // Each success is reported; the second closes the key for everyone, although no
     // replica saw two successes itself.
     let now = fleet.now;
@@ -412,6 +421,20 @@ fn poll_timeout_names_the_next_poll_and_budget_sync() {
         Ok(StoreRecord::default().apply(&Op::Read, FleetTime::ZERO)),
     );
     assert_eq!(replica.poll_timeout(), Some(Time::from_millis(100)));
+}
+
+#[test]
+fn a_failed_budget_push_is_counted_and_sent_again() {
+    let registry = registry();
+    let _ = registry.budget(&key());
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    replica.set_connected(Time::ZERO, &registry, true);
+    let pushes = replica.budget_pushes(Time::ZERO, &registry);
+    assert_eq!(pushes.len(), 1);
+    replica.on_budget_reply(Time::ZERO, &registry, &pushes[0].0, Err(OpFailed));
+    assert_eq!(replica.stats().failed, 1);
+    let again = replica.budget_pushes(Time::from_millis(100), &registry);
+    assert_eq!(again.len(), 1, "the mirror is free to send again");
 }
 
 /// The record of `epoch` (one state per epoch, as the store writes them; the cooldown
