@@ -378,6 +378,7 @@ fn a_failed_operation_leaves_local_state_and_is_tried_again() {
         matches!(ops[..], [(_, Op::Open { .. })]),
         "sent again: {ops:?}"
     );
+    assert_eq!(replica.stats().sent, 3, "read, open, open again");
 }
 
 /// A key the replica meets for the first time is read before anything is published,
