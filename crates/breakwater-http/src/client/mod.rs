@@ -84,6 +84,8 @@ struct Inner {
 pub(crate) struct BoundRoute {
     pub(crate) route: Route,
     pub(crate) steps: Vec<Target>,
+    /// The keys of the route's hot metric series, built once.
+    pub(crate) keys: crate::metric_keys::RouteKeys,
 }
 
 /// Where a step sends, and with which prompt.
