@@ -1,6 +1,7 @@
 //! One call: the driver loop over the core's plan, and what its finish becomes.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use breakwater_core::plan::{DegradedFrom, Finished, History};
@@ -14,6 +15,7 @@ use super::options::CacheUse;
 use super::{CallOptions, Client, Completion, Deferred, Error, send};
 use crate::cache::{CacheHit, CacheKey, CachedAnswer};
 use crate::clock;
+use crate::outcome::{self, Exchange};
 use crate::queue::Task;
 use crate::wire::{self, TokenUsage};
 
@@ -75,26 +77,38 @@ impl Client {
             let start = clock::read().now;
             let deadline = Deadline::after(start, call.deadline);
             let mut plan = Plan::new(&bound.route, call.kind, deadline, options);
-            let mut observer = crate::telemetry::Observer::new(&bound.route, call.kind);
+            let mut observer = crate::telemetry::Observer::with_keys(&bound.route, call.kind, &bound.keys);
             // The answer of the last successful attempt, for the plan's `Success`.
             let mut answer: Option<(wire::Completion, Key)> = None;
             let mut cached: Option<(Arc<CachedAnswer>, Duration)> = None;
+            // The call's one timer, reset for each attempt's end, notice and wait.
+            let timer = tokio::time::sleep_until(clock::instant(deadline.end()));
+            tokio::pin!(timer);
             let finished = loop {
                 let now = clock::read().now;
                 match plan.poll(now, &mut rng) {
                     Action::Attempt(attempt) => {
                         let target = &bound.steps[attempt.step];
                         let key = attempt.key.clone();
-                        // While the attempt is out, the plan's only timer is the slow
-                        // notice: race the send against it so the caller hears at the
+                        // One timer for the attempt: its end (the plan's `now` plus its
+                        // timeout, which the plan capped at the deadline), or the slow
+                        // notice while that comes first, so the caller hears at the
                         // threshold, not when the attempt ends.
-                        let send = self.send(target, &attempt, call.request);
+                        let ends = now + attempt.timeout;
+                        let headers = AtomicBool::new(false);
+                        let (send, attempt_span) =
+                            self.send(target, &attempt, call.request, &headers);
                         tokio::pin!(send);
-                        let (exchange, attempt_span) = loop {
-                            let Some(at) = plan.poll_timeout() else { break send.await };
+                        let exchange = loop {
+                            let notice = plan.poll_timeout().filter(|at| *at < ends);
+                            timer.as_mut().reset(clock::instant(notice.unwrap_or(ends)));
                             tokio::select! {
+                                biased;
                                 done = &mut send => break done,
-                                () = tokio::time::sleep_until(clock::instant(at)) => {
+                                () = timer.as_mut() => {
+                                    if notice.is_none() {
+                                        break Exchange::bare(outcome::timed_out(send::phase(&headers)));
+                                    }
                                     if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng) {
                                         tracing::info!(notice = ?notice, "notice");
                                         on_notice(notice);
@@ -114,7 +128,8 @@ impl Client {
                     }
                     Action::Wait { until } => {
                         tracing::debug!(wait_ms = (until - now).as_millis() as u64, "waiting");
-                        tokio::time::sleep_until(clock::instant(until)).await;
+                        timer.as_mut().reset(clock::instant(until));
+                        timer.as_mut().await;
                     }
                     Action::Notice(notice) => {
                         tracing::info!(notice = ?notice, "notice");

@@ -7,8 +7,8 @@
 //!
 //! | action | what the client does |
 //! |---|---|
-//! | `Attempt` | renders the request for the step's provider, model and prompt variant, sends it under `tokio::time::timeout(attempt.timeout)`, maps the result with [`outcome`](crate::outcome) and reports it with `on_outcome` |
-//! | `Wait { until }` | `tokio::time::sleep_until(until)` |
+//! | `Attempt` | renders the request for the step's provider, model and prompt variant, sends it racing the call's one timer, set to the attempt's end (the slow notice's instant while that comes first), maps the result with [`outcome`](crate::outcome) and reports it with `on_outcome` |
+//! | `Wait { until }` | the same timer, reset to `until` |
 //! | `Notice(Slow)` | calls the caller's notice callback ([`Client::complete_with`]) |
 //! | `LookupCache` | looks the tenant's request up in the [`ResponseCache`] (a miss without one) |
 //! | `Finish` | returns the completion (a cached one flagged degraded, a degraded empty one), or an [`Error`]; a queued request is first stored in the durable [`Queue`], if there is one |
