@@ -73,11 +73,15 @@ impl Client {
             cost = Empty,
         );
         let mut rng = self.request_rng();
-        async move {
-            let start = clock::read().now;
+        // Boxed once, here: the call's state is kilobytes (the attempt's future
+        // inside), which the `instrument` wrapper and every `.await` above would
+        // otherwise copy whole.
+        Box::pin(async move {
+            let start = clock::now();
             let deadline = Deadline::after(start, call.deadline);
             let mut plan = Plan::new(&bound.route, call.kind, deadline, options);
-            let mut observer = crate::telemetry::Observer::with_keys(&bound.route, call.kind, &bound.keys);
+            let mut observer =
+                crate::telemetry::Observer::with_keys(&bound.route, call.kind, &bound.keys);
             // The answer of the last successful attempt, for the plan's `Success`.
             let mut answer: Option<(wire::Completion, Key)> = None;
             let mut cached: Option<(Arc<CachedAnswer>, Duration)> = None;
@@ -85,7 +89,7 @@ impl Client {
             let timer = tokio::time::sleep_until(clock::instant(deadline.end()));
             tokio::pin!(timer);
             let finished = loop {
-                let now = clock::read().now;
+                let now = clock::now();
                 match plan.poll(now, &mut rng) {
                     Action::Attempt(attempt) => {
                         let target = &bound.steps[attempt.step];
@@ -109,14 +113,14 @@ impl Client {
                                     if notice.is_none() {
                                         break Exchange::bare(outcome::timed_out(send::phase(&headers)));
                                     }
-                                    if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng) {
+                                    if let Action::Notice(notice) = plan.poll(clock::now(), &mut rng) {
                                         tracing::info!(notice = ?notice, "notice");
                                         on_notice(notice);
                                     }
                                 }
                             }
                         };
-                        let ended = clock::read().now;
+                        let ended = clock::now();
                         let id = attempt.id;
                         let number = attempt.attempt;
                         if let Some(completion) = exchange.completion {
@@ -151,14 +155,14 @@ impl Client {
             span.record("cost", display(finished.cost));
             span.record("resolution", resolution_name(&finished.resolution));
             self.conclude(&call, finished, answer, cached).await
-        }
+        })
         .instrument(span)
         .await
     }
 
     /// An idempotent call's answer from the cache, before any attempt, if it holds one.
     fn cache_first(&self, call: &Call<'_>) -> Option<Completion> {
-        let (hit, age) = self.lookup(call, clock::read().now)?;
+        let (hit, age) = self.lookup(call, clock::now())?;
         self.inner.metrics.lock().record_cache_first_hit();
         crate::telemetry::cache_first_hit(call.route);
         tracing::debug!(
@@ -243,7 +247,8 @@ impl Client {
             }
             Resolution::Queued { reason } => {
                 let deferred = if call.defer {
-                    self.defer(call).await
+                    // Boxed: the queue's write is a rare and large state.
+                    Box::pin(self.defer(call)).await
                 } else {
                     Deferred::NotQueued
                 };
@@ -272,7 +277,7 @@ impl Client {
                     stop_reason: completion.stop_reason.clone(),
                     key: key.clone(),
                     usage: completion.usage,
-                    stored_at: clock::read().now,
+                    stored_at: clock::now(),
                 },
             );
         }
@@ -300,7 +305,7 @@ impl Client {
     /// [`Route::check`](breakwater_core::Route::check)); `None` for an unknown route.
     pub(crate) fn route_check(&self, route: &str) -> Option<Result<(), Rejection>> {
         let bound = self.inner.routes.get(route)?;
-        Some(bound.route.check(clock::read().now))
+        Some(bound.route.check(clock::now()))
     }
 }
 

@@ -276,9 +276,8 @@ impl Client {
             options: options.into(),
             defer: true,
         };
-        // Boxed: a call's state is kilobytes (the attempt's future inside), which
-        // every `.await` up the caller's stack would otherwise copy whole.
-        Box::pin(self.run(call, on_notice)).await
+        // `run` boxes the call's state itself, once.
+        self.run(call, on_notice).await
     }
 
     /// Feeds a finished request to the rate alarms and reports what they decide.
@@ -288,7 +287,7 @@ impl Client {
         };
         let alerts: Vec<Alert> = {
             let mut alarms = alarms.lock();
-            alarms.observe(crate::clock::read().now, route, finished);
+            alarms.observe(crate::clock::now(), route, finished);
             std::iter::from_fn(|| alarms.poll_alert()).collect()
         };
         for alert in &alerts {
