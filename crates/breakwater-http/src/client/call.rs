@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use breakwater_core::plan::{DegradedFrom, Finished, History};
+use breakwater_core::plan::{DegradedFrom, FailReason, Finished, History};
 use breakwater_core::{
     Action, Cost, Deadline, Key, Notice, Plan, Rejection, Resolution, TaskKind, Time,
 };
@@ -154,7 +154,22 @@ impl Client {
             span.record("attempts", finished.attempts);
             span.record("cost", display(finished.cost));
             span.record("resolution", resolution_name(&finished.resolution));
-            self.conclude(&call, finished, answer, cached).await
+            // Synchronous but for the rare queue write, so that the finished request
+            // and the completion being built take no room in the call's state.
+            match self.conclude(&call, finished, answer, cached) {
+                Concluded::Done(done) => done,
+                Concluded::Defer {
+                    reason,
+                    attempts,
+                    history,
+                } => Err(Error::Queued {
+                    reason,
+                    attempts,
+                    history,
+                    // Boxed: the queue's write is a rare and large state.
+                    deferred: Box::pin(self.defer(&call)).await,
+                }),
+            }
         })
         .instrument(span)
         .await
@@ -197,14 +212,15 @@ impl Client {
         self.inner.cache.as_ref()?.lookup(&call.cache_key(), now)
     }
 
-    /// What the plan's finish becomes for the caller.
-    async fn conclude(
+    /// What the plan's finish becomes for the caller, or, for a queued request that
+    /// the call stores, what the queue write must be told.
+    fn conclude(
         &self,
         call: &Call<'_>,
         f: Finished,
         answer: Option<(wire::Completion, Key)>,
         cached: Option<(Arc<CachedAnswer>, Duration)>,
-    ) -> Result<Completion, Error> {
+    ) -> Concluded {
         let mut done = Completion {
             text: String::new(),
             stop_reason: None,
@@ -218,7 +234,7 @@ impl Client {
             from_cache: None,
             history: f.history,
         };
-        match f.resolution {
+        Concluded::Done(match f.resolution {
             Resolution::Success { fallback_used, .. } => {
                 // The plan reports success only after an attempt whose outcome was
                 // `Success`, which always carries a parsed completion.
@@ -245,26 +261,25 @@ impl Client {
                 }
                 Ok(done)
             }
-            Resolution::Queued { reason } => {
-                let deferred = if call.defer {
-                    // Boxed: the queue's write is a rare and large state.
-                    Box::pin(self.defer(call)).await
-                } else {
-                    Deferred::NotQueued
-                };
-                Err(Error::Queued {
+            Resolution::Queued { reason } if call.defer => {
+                return Concluded::Defer {
                     reason,
                     attempts: f.attempts,
                     history: done.history,
-                    deferred,
-                })
+                };
             }
+            Resolution::Queued { reason } => Err(Error::Queued {
+                reason,
+                attempts: f.attempts,
+                history: done.history,
+                deferred: Deferred::NotQueued,
+            }),
             Resolution::Failed { reason } => Err(Error::Failed {
                 reason,
                 attempts: f.attempts,
                 history: done.history,
             }),
-        }
+        })
     }
 
     /// Stores a successful answer in the cache, if there is one.
@@ -307,6 +322,20 @@ impl Client {
         let bound = self.inner.routes.get(route)?;
         Some(bound.route.check(clock::now()))
     }
+}
+
+/// What [`Client::conclude`] leaves to do.
+// `Done` carries the completion inline, as the call returns it.
+#[allow(clippy::large_enum_variant)]
+enum Concluded {
+    /// The call's answer.
+    Done(Result<Completion, Error>),
+    /// A queued request to store in the queue first.
+    Defer {
+        reason: FailReason,
+        attempts: u32,
+        history: History,
+    },
 }
 
 fn resolution_name(resolution: &Resolution) -> &'static str {
