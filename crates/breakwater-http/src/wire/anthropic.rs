@@ -97,7 +97,7 @@ pub fn auth_header(api_key: &str) -> AuthHeader {
 /// `content` array, a text block without text); [`WireError::ErrorBody`] for an error
 /// object sent with a success status.
 pub fn parse_response(body: &[u8]) -> Result<Completion, WireError> {
-    match super::anthropic_typed::parse_success(body) {
+    match super::typed::anthropic_success(body) {
         Some(completion) => Ok(completion),
         None => parse_value(body),
     }

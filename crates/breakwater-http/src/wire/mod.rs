@@ -11,11 +11,11 @@
 //! `insufficient_quota`, `RESOURCE_EXHAUSTED`): what they mean is the core's business.
 
 pub mod anthropic;
-mod anthropic_typed;
 pub mod gemini;
 pub mod openai;
 mod request;
 mod response;
+mod typed;
 
 pub use request::{
     AuthHeader, Message, PromptVariant, PromptVariants, RenderedRequest, Request, Role,

@@ -1,19 +1,21 @@
-//! The fast path for an Anthropic success body: one typed pass of serde over the
-//! bytes, borrowing the strings that need no unescaping, instead of a
-//! `serde_json::Value` tree read through JSON pointers.
+//! Fast paths for success bodies (Anthropic Messages, OpenAI Chat Completions): one
+//! typed pass of serde over the bytes, borrowing the strings that need no unescaping,
+//! instead of a `serde_json::Value` tree read through JSON pointers.
 //!
-//! It answers only the plain case — an object whose `content` is an array of objects,
-//! whose `type` is not `"error"`, whose text blocks carry a string `text`, whose
-//! `stop_reason` is a string or null and whose `usage` counts are whole numbers or null —
-//! and says `None` for anything else (an error body, a malformed field, a duplicate
-//! key), which [`parse_response`](super::anthropic::parse_response) then reads the
-//! slow way. So every answer it gives is the one the slow path gives, and every error
-//! still comes from the slow path; a test holds the two to that.
+//! Each answers only the plain case — for Anthropic an object whose `content` is an
+//! array of objects, whose `type` is not `"error"`, whose text blocks carry a string
+//! `text`, whose `stop_reason` is a string or null and whose `usage` counts are whole
+//! numbers or null; for OpenAI an object without an `error`, whose `choices` is a
+//! non-empty array of objects with an object `message`, a string-or-null `content` and
+//! `finish_reason` — and says `None` for anything else (an error body, a malformed
+//! field, a duplicate key), which the provider's `parse_response` then reads the slow
+//! way. So every answer they give is the one the slow path gives, and every error still
+//! comes from the slow path; the tests hold the two to that.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error, Visitor};
+use serde::de::{Deserializer, Error, IgnoredAny, Visitor};
 
 use super::response::{Completion, TokenUsage};
 
@@ -47,6 +49,40 @@ struct Usage {
     output_tokens: Option<u64>,
 }
 
+/// The parts of a Chat Completions answer a completion is made of.
+#[derive(Deserialize)]
+struct ChatCompletion<'a> {
+    /// Present (and not null) only in an error body: the slow path reads it.
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+    #[serde(borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    message: Option<ChatMessage<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
 /// A JSON string, borrowed from the body when it holds no escapes (serde's own
 /// `Cow` impl always copies).
 struct Text<'a>(Cow<'a, str>);
@@ -73,9 +109,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// The completion in `body` if it is a plain success answer; `None` for anything the
-/// slow path must judge.
-pub(super) fn parse_success(body: &[u8]) -> Option<Completion> {
+/// The completion in an Anthropic `body` if it is a plain success answer; `None` for
+/// anything the slow path must judge.
+pub(super) fn anthropic_success(body: &[u8]) -> Option<Completion> {
     let message: Message<'_> = serde_json::from_slice(body).ok()?;
     if message.kind.as_ref().map(|k| &*k.0) == Some("error") {
         return None;
@@ -106,12 +142,39 @@ pub(super) fn parse_success(body: &[u8]) -> Option<Completion> {
     })
 }
 
+/// The completion in an OpenAI `body` if it is a plain success answer; `None` for
+/// anything the slow path must judge.
+pub(super) fn openai_success(body: &[u8]) -> Option<Completion> {
+    let answer: ChatCompletion<'_> = serde_json::from_slice(body).ok()?;
+    if answer.error.is_some() {
+        return None;
+    }
+    let first = answer.choices.into_iter().next()?;
+    let usage = answer.usage.unwrap_or(ChatUsage {
+        prompt_tokens: None,
+        completion_tokens: None,
+    });
+    Some(Completion {
+        text: first
+            .message
+            .and_then(|m| m.content)
+            .map(|t| t.0.into_owned())
+            .unwrap_or_default(),
+        stop_reason: first.finish_reason.map(|t| t.0.into_owned()),
+        usage: TokenUsage {
+            input: usage.prompt_tokens.unwrap_or(0),
+            output: usage.completion_tokens.unwrap_or(0),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
-    use super::parse_success;
+    use super::{anthropic_success as parse_success, openai_success};
     use crate::wire::anthropic::{parse_response, parse_value};
+    use crate::wire::openai;
 
     /// Bodies at the edges: each must read the same both ways, and the fast path must
     /// step aside for every one the slow path refuses.
@@ -207,6 +270,67 @@ mod tests {
                 prop_assert_eq!(Ok(fast), slow.clone());
             }
             prop_assert_eq!(parse_response(body.as_bytes()), slow);
+        }
+    }
+
+    /// OpenAI bodies at the edges, as [`BODIES`] for Anthropic.
+    const OPENAI_BODIES: &[&str] = &[
+        r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\""},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#,
+        r#"{"choices":[{"message":{"content":null},"finish_reason":null}],"usage":null}"#,
+        r#"{"choices":[{"message":{"content":"a"}},7,"x"]}"#,
+        r#"{"choices":[{"message":"text"}]}"#,
+        r#"{"choices":[7]}"#,
+        r#"{"choices":[]}"#,
+        r#"{"choices":null}"#,
+        r#"{"choices":{}}"#,
+        r#"{}"#,
+        r#"{"choices":[{"message":{"content":5}}]}"#,
+        r#"{"choices":[{"message":{"content":"a"},"finish_reason":3}]}"#,
+        r#"{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens":1.5}}"#,
+        r#"{"choices":[{"message":{"content":"a"}}],"error":null}"#,
+        r#"{"choices":[{"message":{"content":"a"}}],"error":"x"}"#,
+        r#"{"error":{"type":"server_error","code":500,"message":"boom"}}"#,
+        r#"{"choices":[{"message":{"content":"a"}}],"choices":[]}"#,
+        r#"[]"#,
+        "",
+    ];
+
+    #[test]
+    fn openai_reads_what_the_slow_path_reads_and_steps_aside_otherwise() {
+        for body in OPENAI_BODIES {
+            let slow = openai::parse_value(body.as_bytes());
+            if let Some(fast) = openai_success(body.as_bytes()) {
+                assert_eq!(Ok(fast), slow, "{body}");
+            }
+            assert_eq!(openai::parse_response(body.as_bytes()), slow, "{body}");
+        }
+        let plain = openai_success(OPENAI_BODIES[0].as_bytes()).expect("the fast path");
+        assert_eq!(plain.text, "Hi \"there\"");
+        assert_eq!(plain.stop_reason.as_deref(), Some("stop"));
+        assert_eq!((plain.usage.input, plain.usage.output), (9, 2));
+    }
+
+    proptest! {
+        #[test]
+        fn openai_fast_and_slow_agree(
+            error in prop_oneof![Just(""), Just(r#""error":null,"#), Just(r#""error":{"message":"m"},"#)],
+            content in prop_oneof![Just("null".to_owned()), Just("7".to_owned()), "[a-z\"\\\\ ]{0,6}".prop_map(|t| serde_json::Value::from(t).to_string())],
+            finish in field(),
+            input in field(),
+            extra in prop_oneof![Just(""), Just(",3"), Just(r#",{"message":null}"#)],
+            choices in prop_oneof![Just(true), Just(false)],
+        ) {
+            let choices = if choices {
+                format!(r#"[{{"message":{{"content":{content}}},"finish_reason":{finish}}}{extra}]"#)
+            } else {
+                "[]".to_owned()
+            };
+            let body = format!(r#"{{{error}"choices":{choices},"usage":{{"prompt_tokens":{input}}}}}"#);
+            let slow = openai::parse_value(body.as_bytes());
+            if let Some(fast) = openai_success(body.as_bytes()) {
+                prop_assert_eq!(Ok(fast), slow.clone());
+            }
+            prop_assert_eq!(openai::parse_response(body.as_bytes()), slow);
         }
     }
 }
