@@ -47,7 +47,14 @@ pub struct Reading {
 /// Reads the clocks. This is the adapter's only clock read.
 #[must_use]
 pub fn read() -> Reading {
-    read_with_epoch().0
+    read_with_epoch(true).0
+}
+
+/// Reads the monotonic clock only: [`read`]`().now` without the wall-clock read,
+/// for the hot path, which needs the wall clock only for an HTTP-date `Retry-After`.
+#[must_use]
+pub fn now() -> Time {
+    read_with_epoch(false).0.now
 }
 
 /// The tokio instant at `time`, for `sleep_until`. A time too far off to represent
@@ -57,7 +64,7 @@ pub fn read() -> Reading {
 pub fn instant(time: Time) -> tokio::time::Instant {
     let epoch = match EPOCH.get() {
         Some(epoch) => *epoch,
-        None => read_with_epoch().1,
+        None => read_with_epoch(false).1,
     };
     let at = epoch
         .checked_add(Duration::from_nanos(time.as_nanos()))
@@ -67,11 +74,16 @@ pub fn instant(time: Time) -> tokio::time::Instant {
 }
 
 // The one allowed read of the clock in the workspace (see clippy.toml): everything
-// else receives `now` from here.
+// else receives `now` from here. Without `wall`, the reading's wall clock is the Unix
+// epoch (callers of `now` never see it).
 #[allow(clippy::disallowed_methods)]
-fn read_with_epoch() -> (Reading, std::time::Instant) {
+fn read_with_epoch(wall: bool) -> (Reading, std::time::Instant) {
     let mono = tokio::time::Instant::now().into_std();
-    let wall = SystemTime::now();
+    let wall = if wall {
+        SystemTime::now()
+    } else {
+        SystemTime::UNIX_EPOCH
+    };
     let epoch = *EPOCH.get_or_init(|| mono.checked_sub(EPOCH_MARGIN).unwrap_or(mono));
     let reading = Reading {
         now: Time::from_nanos(nanos(mono.saturating_duration_since(epoch))),
@@ -95,6 +107,14 @@ mod tests {
         let b = read();
         assert_eq!(b.now - a.now, Duration::from_secs(5));
         assert!(a.now > Time::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn now_is_the_monotonic_reading() {
+        let a = read();
+        assert_eq!(now(), a.now);
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert_eq!(now() - a.now, Duration::from_millis(250));
     }
 
     #[tokio::test(start_paused = true)]

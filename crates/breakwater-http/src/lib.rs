@@ -63,6 +63,7 @@ pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod limits;
+mod metric_keys;
 #[cfg(feature = "middleware")]
 pub mod middleware;
 pub mod outcome;

@@ -35,6 +35,7 @@
 
 use std::sync::Arc;
 
+use crate::metric_keys::{self, RouteKeys, StepKeys};
 use breakwater_core::alert::{Alert, AlertState, Scope};
 use breakwater_core::breaker::StateKind;
 use breakwater_core::plan::{DegradedFrom, EntryEvent, Finished, History, Resolution, Skip};
@@ -120,6 +121,8 @@ pub struct Observer<'r> {
     /// because the `metrics` macros build their labels even when no recorder is
     /// installed.
     labels: Option<(usize, SharedString, SharedString)>,
+    /// The route's ready keys of its hot series, when the driver keeps them.
+    keys: Option<&'r RouteKeys>,
 }
 
 impl<'r> Observer<'r> {
@@ -131,6 +134,18 @@ impl<'r> Observer<'r> {
             kind,
             seen: 0,
             labels: None,
+            keys: None,
+        }
+    }
+
+    /// An observer that reports the hot series through `keys`, built once for `route`
+    /// (see [`metric_keys`](crate::metric_keys)), instead of building each key per
+    /// call.
+    #[must_use]
+    pub(crate) fn with_keys(route: &'r Route, kind: TaskKind, keys: &'r RouteKeys) -> Observer<'r> {
+        Observer {
+            keys: Some(keys),
+            ..Observer::new(route, kind)
         }
     }
 
@@ -139,6 +154,12 @@ impl<'r> Observer<'r> {
     pub fn update(&mut self, history: &History) {
         let entries = history.entries();
         for entry in entries.get(self.seen..).unwrap_or_default() {
+            if let (Some(keys), EntryEvent::Attempt { .. }) = (self.keys, &entry.event)
+                && let Some(step) = keys.step(entry.step)
+                && attempt_metrics(step, &entry.event)
+            {
+                continue;
+            }
             let Some(key) = self.route.key(entry.step) else {
                 continue;
             };
@@ -162,32 +183,41 @@ impl<'r> Observer<'r> {
     /// Reports what [`update`](Self::update) has not yet, then the request itself.
     pub fn finish(&mut self, finished: &Finished) {
         self.update(&finished.history);
-        let route = shared(self.route.name());
+        let route = || shared(self.route.name());
         let resolution = resolution_name(&finished.resolution);
-        counter!(
-            REQUESTS_TOTAL,
-            "route" => route.clone(),
-            "kind" => kind_name(self.kind),
-            "resolution" => resolution,
-        )
-        .increment(1);
-        histogram!(
-            REQUEST_DURATION_SECONDS,
-            "route" => route.clone(),
-            "resolution" => resolution,
-        )
-        .record(finished.elapsed.as_secs_f64());
+        if let Some(keys) = self.keys {
+            metric_keys::increment(keys.requests(self.kind, &finished.resolution), 1);
+            metric_keys::record(
+                keys.duration(&finished.resolution),
+                finished.elapsed.as_secs_f64(),
+            );
+        } else {
+            let route = route();
+            counter!(
+                REQUESTS_TOTAL,
+                "route" => route.clone(),
+                "kind" => kind_name(self.kind),
+                "resolution" => resolution,
+            )
+            .increment(1);
+            histogram!(
+                REQUEST_DURATION_SECONDS,
+                "route" => route,
+                "resolution" => resolution,
+            )
+            .record(finished.elapsed.as_secs_f64());
+        }
         if used_fallback(finished) {
-            counter!(FALLBACKS_TOTAL, "route" => route.clone()).increment(1);
+            counter!(FALLBACKS_TOTAL, "route" => route()).increment(1);
         }
         if let Resolution::Degraded { from, .. } = finished.resolution {
             let from = match from {
                 DegradedFrom::Cache => "cache",
                 DegradedFrom::Empty => "empty",
             };
-            counter!(DEGRADED_TOTAL, "route" => route.clone(), "from" => from).increment(1);
+            counter!(DEGRADED_TOTAL, "route" => route(), "from" => from).increment(1);
             if from == "cache" {
-                counter!(CACHE_HITS_TOTAL, "route" => route, "use" => "degradation").increment(1);
+                counter!(CACHE_HITS_TOTAL, "route" => route(), "use" => "degradation").increment(1);
             }
         }
     }
@@ -241,6 +271,30 @@ pub fn alert(alert: &Alert) {
 /// A label value that clones as a reference count.
 fn shared(name: &str) -> SharedString {
     SharedString::from(Arc::<str>::from(name))
+}
+
+/// The metrics of an attempt entry through the step's ready keys; `false` (nothing
+/// recorded) for any other entry or a class without a key.
+fn attempt_metrics(keys: &StepKeys, event: &EntryEvent) -> bool {
+    let EntryEvent::Attempt {
+        class,
+        latency,
+        usage,
+        cost,
+        ..
+    } = *event
+    else {
+        return false;
+    };
+    let Some(attempts) = keys.attempts(class.kind()) else {
+        return false;
+    };
+    metric_keys::increment(attempts, 1);
+    metric_keys::record(&keys.attempt_duration, latency.as_secs_f64());
+    metric_keys::increment(&keys.tokens[0], u64::from(usage.input_tokens));
+    metric_keys::increment(&keys.tokens[1], u64::from(usage.output_tokens));
+    metric_keys::increment(&keys.cost, cost.nanodollars());
+    true
 }
 
 /// The metrics of one history entry at the step labelled `provider` and `model`.

@@ -442,5 +442,6 @@ fn bind(
             stream_url: super::url::ParsedUrl::default(),
         });
     }
-    Ok(BoundRoute { route, steps })
+    let keys = crate::metric_keys::RouteKeys::new(&route);
+    Ok(BoundRoute { route, steps, keys })
 }

@@ -1,9 +1,10 @@
 //! One call: the driver loop over the core's plan, and what its finish becomes.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use breakwater_core::plan::{DegradedFrom, Finished, History};
+use breakwater_core::plan::{DegradedFrom, FailReason, Finished, History};
 use breakwater_core::{
     Action, Cost, Deadline, Key, Notice, Plan, Rejection, Resolution, TaskKind, Time,
 };
@@ -14,6 +15,7 @@ use super::options::CacheUse;
 use super::{CallOptions, Client, Completion, Deferred, Error, send};
 use crate::cache::{CacheHit, CacheKey, CachedAnswer};
 use crate::clock;
+use crate::outcome::{self, Exchange};
 use crate::queue::Task;
 use crate::wire::{self, TokenUsage};
 
@@ -71,38 +73,54 @@ impl Client {
             cost = Empty,
         );
         let mut rng = self.request_rng();
-        async move {
-            let start = clock::read().now;
+        // Boxed once, here: the call's state is kilobytes (the attempt's future
+        // inside), which the `instrument` wrapper and every `.await` above would
+        // otherwise copy whole.
+        Box::pin(async move {
+            let start = clock::now();
             let deadline = Deadline::after(start, call.deadline);
             let mut plan = Plan::new(&bound.route, call.kind, deadline, options);
-            let mut observer = crate::telemetry::Observer::new(&bound.route, call.kind);
+            let mut observer =
+                crate::telemetry::Observer::with_keys(&bound.route, call.kind, &bound.keys);
             // The answer of the last successful attempt, for the plan's `Success`.
             let mut answer: Option<(wire::Completion, Key)> = None;
             let mut cached: Option<(Arc<CachedAnswer>, Duration)> = None;
+            // The call's one timer, reset for each attempt's end, notice and wait.
+            let timer = tokio::time::sleep_until(clock::instant(deadline.end()));
+            tokio::pin!(timer);
             let finished = loop {
-                let now = clock::read().now;
+                let now = clock::now();
                 match plan.poll(now, &mut rng) {
                     Action::Attempt(attempt) => {
                         let target = &bound.steps[attempt.step];
                         let key = attempt.key.clone();
-                        // While the attempt is out, the plan's only timer is the slow
-                        // notice: race the send against it so the caller hears at the
+                        // One timer for the attempt: its end (the plan's `now` plus its
+                        // timeout, which the plan capped at the deadline), or the slow
+                        // notice while that comes first, so the caller hears at the
                         // threshold, not when the attempt ends.
-                        let send = self.send(target, &attempt, call.request);
+                        let ends = now + attempt.timeout;
+                        let headers = AtomicBool::new(false);
+                        let (send, attempt_span) =
+                            self.send(target, &attempt, call.request, &headers);
                         tokio::pin!(send);
-                        let (exchange, attempt_span) = loop {
-                            let Some(at) = plan.poll_timeout() else { break send.await };
+                        let exchange = loop {
+                            let notice = plan.poll_timeout().filter(|at| *at < ends);
+                            timer.as_mut().reset(clock::instant(notice.unwrap_or(ends)));
                             tokio::select! {
+                                biased;
                                 done = &mut send => break done,
-                                () = tokio::time::sleep_until(clock::instant(at)) => {
-                                    if let Action::Notice(notice) = plan.poll(clock::read().now, &mut rng) {
+                                () = timer.as_mut() => {
+                                    if notice.is_none() {
+                                        break Exchange::bare(outcome::timed_out(send::phase(&headers)));
+                                    }
+                                    if let Action::Notice(notice) = plan.poll(clock::now(), &mut rng) {
                                         tracing::info!(notice = ?notice, "notice");
                                         on_notice(notice);
                                     }
                                 }
                             }
                         };
-                        let ended = clock::read().now;
+                        let ended = clock::now();
                         let id = attempt.id;
                         let number = attempt.attempt;
                         if let Some(completion) = exchange.completion {
@@ -114,7 +132,8 @@ impl Client {
                     }
                     Action::Wait { until } => {
                         tracing::debug!(wait_ms = (until - now).as_millis() as u64, "waiting");
-                        tokio::time::sleep_until(clock::instant(until)).await;
+                        timer.as_mut().reset(clock::instant(until));
+                        timer.as_mut().await;
                     }
                     Action::Notice(notice) => {
                         tracing::info!(notice = ?notice, "notice");
@@ -135,15 +154,30 @@ impl Client {
             span.record("attempts", finished.attempts);
             span.record("cost", display(finished.cost));
             span.record("resolution", resolution_name(&finished.resolution));
-            self.conclude(&call, finished, answer, cached).await
-        }
+            // Synchronous but for the rare queue write, so that the finished request
+            // and the completion being built take no room in the call's state.
+            match self.conclude(&call, finished, answer, cached) {
+                Concluded::Done(done) => done,
+                Concluded::Defer {
+                    reason,
+                    attempts,
+                    history,
+                } => Err(Error::Queued {
+                    reason,
+                    attempts,
+                    history,
+                    // Boxed: the queue's write is a rare and large state.
+                    deferred: Box::pin(self.defer(&call)).await,
+                }),
+            }
+        })
         .instrument(span)
         .await
     }
 
     /// An idempotent call's answer from the cache, before any attempt, if it holds one.
     fn cache_first(&self, call: &Call<'_>) -> Option<Completion> {
-        let (hit, age) = self.lookup(call, clock::read().now)?;
+        let (hit, age) = self.lookup(call, clock::now())?;
         self.inner.metrics.lock().record_cache_first_hit();
         crate::telemetry::cache_first_hit(call.route);
         tracing::debug!(
@@ -178,14 +212,15 @@ impl Client {
         self.inner.cache.as_ref()?.lookup(&call.cache_key(), now)
     }
 
-    /// What the plan's finish becomes for the caller.
-    async fn conclude(
+    /// What the plan's finish becomes for the caller, or, for a queued request that
+    /// the call stores, what the queue write must be told.
+    fn conclude(
         &self,
         call: &Call<'_>,
         f: Finished,
         answer: Option<(wire::Completion, Key)>,
         cached: Option<(Arc<CachedAnswer>, Duration)>,
-    ) -> Result<Completion, Error> {
+    ) -> Concluded {
         let mut done = Completion {
             text: String::new(),
             stop_reason: None,
@@ -199,7 +234,7 @@ impl Client {
             from_cache: None,
             history: f.history,
         };
-        match f.resolution {
+        Concluded::Done(match f.resolution {
             Resolution::Success { fallback_used, .. } => {
                 // The plan reports success only after an attempt whose outcome was
                 // `Success`, which always carries a parsed completion.
@@ -226,25 +261,25 @@ impl Client {
                 }
                 Ok(done)
             }
-            Resolution::Queued { reason } => {
-                let deferred = if call.defer {
-                    self.defer(call).await
-                } else {
-                    Deferred::NotQueued
-                };
-                Err(Error::Queued {
+            Resolution::Queued { reason } if call.defer => {
+                return Concluded::Defer {
                     reason,
                     attempts: f.attempts,
                     history: done.history,
-                    deferred,
-                })
+                };
             }
+            Resolution::Queued { reason } => Err(Error::Queued {
+                reason,
+                attempts: f.attempts,
+                history: done.history,
+                deferred: Deferred::NotQueued,
+            }),
             Resolution::Failed { reason } => Err(Error::Failed {
                 reason,
                 attempts: f.attempts,
                 history: done.history,
             }),
-        }
+        })
     }
 
     /// Stores a successful answer in the cache, if there is one.
@@ -257,7 +292,7 @@ impl Client {
                     stop_reason: completion.stop_reason.clone(),
                     key: key.clone(),
                     usage: completion.usage,
-                    stored_at: clock::read().now,
+                    stored_at: clock::now(),
                 },
             );
         }
@@ -285,8 +320,22 @@ impl Client {
     /// [`Route::check`](breakwater_core::Route::check)); `None` for an unknown route.
     pub(crate) fn route_check(&self, route: &str) -> Option<Result<(), Rejection>> {
         let bound = self.inner.routes.get(route)?;
-        Some(bound.route.check(clock::read().now))
+        Some(bound.route.check(clock::now()))
     }
+}
+
+/// What [`Client::conclude`] leaves to do.
+// `Done` carries the completion inline, as the call returns it.
+#[allow(clippy::large_enum_variant)]
+enum Concluded {
+    /// The call's answer.
+    Done(Result<Completion, Error>),
+    /// A queued request to store in the queue first.
+    Defer {
+        reason: FailReason,
+        attempts: u32,
+        history: History,
+    },
 }
 
 fn resolution_name(resolution: &Resolution) -> &'static str {

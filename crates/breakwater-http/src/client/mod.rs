@@ -7,8 +7,8 @@
 //!
 //! | action | what the client does |
 //! |---|---|
-//! | `Attempt` | renders the request for the step's provider, model and prompt variant, sends it under `tokio::time::timeout(attempt.timeout)`, maps the result with [`outcome`](crate::outcome) and reports it with `on_outcome` |
-//! | `Wait { until }` | `tokio::time::sleep_until(until)` |
+//! | `Attempt` | renders the request for the step's provider, model and prompt variant, sends it racing the call's one timer, set to the attempt's end (the slow notice's instant while that comes first), maps the result with [`outcome`](crate::outcome) and reports it with `on_outcome` |
+//! | `Wait { until }` | the same timer, reset to `until` |
 //! | `Notice(Slow)` | calls the caller's notice callback ([`Client::complete_with`]) |
 //! | `LookupCache` | looks the tenant's request up in the [`ResponseCache`] (a miss without one) |
 //! | `Finish` | returns the completion (a cached one flagged degraded, a degraded empty one), or an [`Error`]; a queued request is first stored in the durable [`Queue`], if there is one |
@@ -84,6 +84,8 @@ struct Inner {
 pub(crate) struct BoundRoute {
     pub(crate) route: Route,
     pub(crate) steps: Vec<Target>,
+    /// The keys of the route's hot metric series, built once.
+    pub(crate) keys: crate::metric_keys::RouteKeys,
 }
 
 /// Where a step sends, and with which prompt.
@@ -274,9 +276,8 @@ impl Client {
             options: options.into(),
             defer: true,
         };
-        // Boxed: a call's state is kilobytes (the attempt's future inside), which
-        // every `.await` up the caller's stack would otherwise copy whole.
-        Box::pin(self.run(call, on_notice)).await
+        // `run` boxes the call's state itself, once.
+        self.run(call, on_notice).await
     }
 
     /// Feeds a finished request to the rate alarms and reports what they decide.
@@ -286,7 +287,7 @@ impl Client {
         };
         let alerts: Vec<Alert> = {
             let mut alarms = alarms.lock();
-            alarms.observe(crate::clock::read().now, route, finished);
+            alarms.observe(crate::clock::now(), route, finished);
             std::iter::from_fn(|| alarms.poll_alert()).collect()
         };
         for alert in &alerts {

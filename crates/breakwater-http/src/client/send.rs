@@ -1,4 +1,7 @@
-//! One attempt: render, send under the attempt's timeout, read, map to an outcome.
+//! One attempt: render, send, read, map to an outcome (the caller holds the timeout).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use breakwater_core::plan::{EntryEvent, History};
 use breakwater_core::{Attempt, Outcome, TimeoutPhase};
@@ -7,20 +10,25 @@ use tracing::field::{Empty, display};
 
 use super::{Client, Target, attempt_entry};
 use crate::clock;
-use crate::outcome::{self, Exchange, from_response, from_transport, read_limited};
+use crate::outcome::{Exchange, from_response, from_transport, read_limited};
 use crate::validate::Validator;
 use crate::wire::Request;
 
 impl Client {
-    /// Sends one attempt and maps whatever happened to an [`Exchange`]. Never fails:
-    /// every failure is an outcome for the plan. Returns the attempt's span too, for
-    /// [`record_attempt`] once the plan has classified the outcome.
-    pub(super) async fn send(
-        &self,
-        target: &Target,
+    /// One attempt's exchange, as a future that never fails (every failure is an
+    /// outcome for the plan), and the attempt's span, for [`record_attempt`] once the
+    /// plan has classified the outcome.
+    ///
+    /// The future carries no timeout of its own: the caller races it against the one
+    /// timer of its call, set to the attempt's end, and reads `headers` (set once the
+    /// response headers are in) to say in which phase a timeout fired.
+    pub(super) fn send<'a>(
+        &'a self,
+        target: &'a Target,
         attempt: &Attempt<'_>,
         request: &Request,
-    ) -> (Exchange, tracing::Span) {
+        headers: &'a AtomicBool,
+    ) -> (impl Future<Output = Exchange> + Send + 'a, tracing::Span) {
         let inner = &*self.inner;
         let provider = &*target.provider;
         let span = tracing::info_span!(
@@ -51,11 +59,10 @@ impl Client {
         }
         let builder = builder.body(rendered.body);
         let (response_limit, error_limit) = (inner.response_limit, inner.error_body_limit);
-        let mut phase = TimeoutPhase::BeforeHeaders;
-        let exchange = async {
-            let result = tokio::time::timeout(attempt.timeout, async {
+        let exchange = async move {
+            let result = async {
                 let mut response = builder.send().await?;
-                phase = TimeoutPhase::AfterHeaders;
+                headers.store(true, Ordering::Relaxed);
                 let status = response.status().as_u16();
                 // Moved out, not copied: reading the body does not need them.
                 let headers = std::mem::take(response.headers_mut());
@@ -66,12 +73,11 @@ impl Client {
                 };
                 let body = read_limited(response, limit).await?;
                 Ok::<_, reqwest::Error>((status, headers, body))
-            })
+            }
             .await;
             match result {
-                Err(_elapsed) => Exchange::bare(outcome::timed_out(phase)),
-                Ok(Err(error)) => Exchange::bare(from_transport(&error, phase)),
-                Ok(Ok((status, headers, body))) => {
+                Err(error) => Exchange::bare(from_transport(&error, phase(headers))),
+                Ok((status, headers, body)) => {
                     tracing::Span::current().record("status", status);
                     let exchange =
                         from_response(provider.kind, status, &headers, &body, clock::read().wall);
@@ -79,9 +85,17 @@ impl Client {
                 }
             }
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
         (exchange, span)
+    }
+}
+
+/// The phase an attempt is in: after the headers once `headers` is set.
+pub(super) fn phase(headers: &AtomicBool) -> TimeoutPhase {
+    if headers.load(Ordering::Relaxed) {
+        TimeoutPhase::AfterHeaders
+    } else {
+        TimeoutPhase::BeforeHeaders
     }
 }
 

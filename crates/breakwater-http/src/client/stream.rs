@@ -163,7 +163,8 @@ impl Client {
             Deadline::after(start, call.deadline),
             options,
         );
-        let mut observer = crate::telemetry::Observer::new(&bound.route, call.kind);
+        let mut observer =
+            crate::telemetry::Observer::with_keys(&bound.route, call.kind, &bound.keys);
         let mut partial = String::new();
         let mut last: Option<(Key, Streamed)> = None;
         let mut cached = None;

@@ -97,6 +97,15 @@ pub fn auth_header(api_key: &str) -> AuthHeader {
 /// `content` array, a text block without text); [`WireError::ErrorBody`] for an error
 /// object sent with a success status.
 pub fn parse_response(body: &[u8]) -> Result<Completion, WireError> {
+    match super::typed::anthropic_success(body) {
+        Some(completion) => Ok(completion),
+        None => parse_value(body),
+    }
+}
+
+/// [`parse_response`] the slow way, through a `serde_json::Value`: every body the
+/// typed fast path steps aside for, error bodies and malformed ones included.
+pub(super) fn parse_value(body: &[u8]) -> Result<Completion, WireError> {
     let value = json(body)?;
     if str_at(&value, "/type") == Some("error") {
         return Err(WireError::ErrorBody(

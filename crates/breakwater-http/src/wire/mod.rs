@@ -15,6 +15,7 @@ pub mod gemini;
 pub mod openai;
 mod request;
 mod response;
+mod typed;
 
 pub use request::{
     AuthHeader, Message, PromptVariant, PromptVariants, RenderedRequest, Request, Role,

@@ -112,6 +112,15 @@ pub fn auth_header(api_key: &str) -> AuthHeader {
 /// `choices`, content of the wrong type); [`WireError::ErrorBody`] for an error object
 /// sent with a success status.
 pub fn parse_response(body: &[u8]) -> Result<Completion, WireError> {
+    match super::typed::openai_success(body) {
+        Some(completion) => Ok(completion),
+        None => parse_value(body),
+    }
+}
+
+/// [`parse_response`] the slow way, through a `serde_json::Value`: every body the
+/// typed fast path steps aside for, error bodies and malformed ones included.
+pub(super) fn parse_value(body: &[u8]) -> Result<Completion, WireError> {
     let value = json(body)?;
     if let Some(error) = error_from(200, &value) {
         return Err(WireError::ErrorBody(error));
