@@ -84,12 +84,35 @@ pub fn ms_to_nanos(ms: f64) -> u64 {
 /// Seconds as whole nanoseconds (rounded), saturating; NaN and negatives give 0.
 #[must_use]
 pub fn secs_to_nanos(secs: f64) -> u64 {
-    let n = (secs * 1e9).round();
-    if n.is_nan() || n <= 0.0 {
-        0
+    round_to_u64(secs * 1e9)
+}
+
+/// `x` rounded half away from zero (as [`f64::round`]) to a `u64`, saturating: NaN and
+/// everything below one half give 0, everything at or above 2⁶⁴ gives `u64::MAX`.
+///
+/// The same result as `x.round() as u64` bit for bit, without the call into the
+/// runtime's `round` that `f64::round` is on a baseline x86-64 (no SSE4.1 `roundsd`);
+/// the simulator rounds several draws per request.
+#[must_use]
+#[inline]
+pub fn round_to_u64(x: f64) -> u64 {
+    /// 2⁵²: from here up every f64 is a whole number.
+    const WHOLE: f64 = 4_503_599_627_370_496.0;
+    // NaN too: it is not greater.
+    if x.is_nan() || x <= 0.0 {
+        return 0;
+    }
+    if x >= WHOLE {
+        // Already whole; `as` saturates at u64::MAX for x ≥ 2⁶⁴ (and for +∞).
+        return x as u64;
+    }
+    // Below 2⁵²: `whole` is exact as an f64 and `x - whole` is exactly x's fraction,
+    // and `whole + 1` cannot overflow.
+    let whole = x as u64;
+    if x - whole as f64 >= 0.5 {
+        whole + 1
     } else {
-        // `as` saturates at u64::MAX for values above it.
-        n as u64
+        whole
     }
 }
 
@@ -123,6 +146,51 @@ mod tests {
         assert!(!bernoulli(&mut rng, f64::NAN));
         let mean = (0..20_000).map(|_| exponential(&mut rng, 5.0)).sum::<f64>() / 20_000.0;
         assert!((mean - 5.0).abs() < 0.2, "{mean}");
+    }
+
+    #[test]
+    fn round_to_u64_matches_round_at_the_edges() {
+        let half_below = 0.5 - f64::EPSILON / 4.0; // 0.49999999999999994
+        for x in [
+            0.0,
+            -0.0,
+            -0.5,
+            -3.7,
+            half_below,
+            0.5,
+            1.5,
+            2.5,
+            2.0 - f64::EPSILON,
+            4_503_599_627_370_495.5,      // 2^52 - 0.5
+            4_503_599_627_370_496.0,      // 2^52
+            9_007_199_254_740_993.0,      // 2^53 + 1 (rounds to 2^53 as an f64)
+            18_446_744_073_709_549_568.0, // the largest f64 below 2^64
+            18_446_744_073_709_551_616.0, // 2^64
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(round_to_u64(x), reference_round(x), "{x}");
+        }
+    }
+
+    /// What the simulator computed before [`round_to_u64`]: `f64::round`, then `as`.
+    fn reference_round(x: f64) -> u64 {
+        let n = x.round();
+        if n.is_nan() || n <= 0.0 { 0 } else { n as u64 }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn round_to_u64_is_round(bits in proptest::prelude::any::<u64>(), small in 0.0f64..1e7) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assert_eq!(round_to_u64(x), reference_round(x));
+            proptest::prop_assert_eq!(round_to_u64(small), reference_round(small));
+            let half = small.trunc() + 0.5;
+            proptest::prop_assert_eq!(round_to_u64(half), reference_round(half));
+        }
     }
 
     #[test]

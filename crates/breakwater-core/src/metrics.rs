@@ -4,13 +4,14 @@
 //! in a lock to share it. [`Metrics::snapshot`] gives a serialisable view with the
 //! derived rates and latency percentiles.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::{BatchCost, Usage};
+use crate::key::KeyHasher;
 use crate::plan::{DegradedFrom, EntryEvent, Finished, Resolution, Skip};
 use crate::{ClassKind, Key, Route};
 
@@ -23,7 +24,13 @@ const MAX_MICROS: u64 = 3_600_000_000;
 pub struct Metrics {
     overall: Counters,
     latency: Histogram<u64>,
-    keys: BTreeMap<Key, KeyStats>,
+    /// Per key, in the order first seen; [`Metrics::snapshot`] sorts them by key.
+    keys: Vec<(Key, KeyStats)>,
+    /// Where each key's entry is in `keys`: a hash look-up by the key's cached hash
+    /// instead of a tree search comparing names, for every attempt recorded.
+    index: HashMap<Key, usize, KeyHasher>,
+    /// Where in `keys` the last look-up landed (0 before any).
+    last: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,8 +91,32 @@ impl Metrics {
         Metrics {
             overall: Counters::default(),
             latency: histogram(),
-            keys: BTreeMap::new(),
+            keys: Vec::new(),
+            index: HashMap::default(),
+            last: 0,
         }
+    }
+
+    /// The stats of `key`, added (empty) the first time it is seen.
+    ///
+    /// A route's keys are clones of the ones first recorded (the same `Arc`s), so the
+    /// last key looked up is checked first by address, which compares no text; then
+    /// the index (by the key's cached hash, then by its names); an unseen key is
+    /// cloned in (two `Arc` increments) only then.
+    fn stats_mut(&mut self, key: &Key) -> &mut KeyStats {
+        let last = self.last;
+        let i = if self.keys.get(last).is_some_and(|(k, _)| same_names(k, key)) {
+            last
+        } else if let Some(&i) = self.index.get(key) {
+            i
+        } else {
+            let i = self.keys.len();
+            self.keys.push((key.clone(), KeyStats::new()));
+            self.index.insert(key.clone(), i);
+            i
+        };
+        self.last = i;
+        &mut self.keys[i].1
     }
 
     /// Records one finished request that ran over `route`.
@@ -133,12 +164,7 @@ impl Metrics {
             let Some(key) = route.key(entry.step) else {
                 continue;
             };
-            // Look up before inserting: `entry` would clone the key (two `Arc`
-            // increments and decrements) for every history entry.
-            let stats = match self.keys.get_mut(key) {
-                Some(stats) => stats,
-                None => self.keys.entry(key.clone()).or_insert_with(KeyStats::new),
-            };
+            let stats = self.stats_mut(key);
             match entry.event {
                 EntryEvent::Attempt {
                     class,
@@ -189,10 +215,7 @@ impl Metrics {
         o.batch_synchronous_nanodollars = o
             .batch_synchronous_nanodollars
             .saturating_add(cost.synchronous.nanodollars());
-        let stats = match self.keys.get_mut(key) {
-            Some(stats) => stats,
-            None => self.keys.entry(key.clone()).or_insert_with(KeyStats::new),
-        };
+        let stats = self.stats_mut(key);
         stats.batch_results += 1;
         stats.input_tokens += u64::from(usage.input_tokens);
         stats.output_tokens += u64::from(usage.output_tokens);
@@ -228,7 +251,7 @@ impl Metrics {
         // Same bounds on both sides: adding cannot fail.
         let _ = self.latency.add(&other.latency);
         for (key, theirs) in &other.keys {
-            let ours = self.keys.entry(key.clone()).or_insert_with(KeyStats::new);
+            let ours = self.stats_mut(key);
             ours.requests += theirs.requests;
             ours.attempts += theirs.attempts;
             ours.retries += theirs.retries;
@@ -252,6 +275,9 @@ impl Metrics {
     pub fn snapshot(&self) -> MetricsSnapshot {
         let o = self.overall;
         let per_request = |n: u64| ratio(n, o.requests);
+        // Keys are unique, so this is the order a map sorted by key would give.
+        let mut keys: Vec<&(Key, KeyStats)> = self.keys.iter().collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         MetricsSnapshot {
             requests: o.requests,
             attempts: o.attempts,
@@ -278,9 +304,8 @@ impl Metrics {
                 .batch_synchronous_nanodollars
                 .saturating_sub(o.batch_cost_nanodollars) as f64
                 / 1e9,
-            per_key: self
-                .keys
-                .iter()
+            per_key: keys
+                .into_iter()
                 .map(|(key, s)| KeySnapshot {
                     provider: key.provider().to_owned(),
                     model: key.model().to_owned(),
@@ -323,6 +348,14 @@ impl KeyStats {
             latency: histogram(),
         }
     }
+}
+
+/// Whether two keys are the same by address: equal hashes and the very same provider
+/// and model strings (a clone shares them). `false` says nothing; compare by value then.
+fn same_names(a: &Key, b: &Key) -> bool {
+    a.stable_hash() == b.stable_hash()
+        && std::ptr::eq(a.provider(), b.provider())
+        && std::ptr::eq(a.model(), b.model())
 }
 
 fn first_step(route: &Route) -> usize {

@@ -98,10 +98,10 @@ impl<E> EventQueue<E> {
 
     /// The next event, advancing the clock to it.
     pub fn pop(&mut self) -> Option<(Time, E)> {
-        if self.current.is_empty() {
-            self.refill();
-        }
-        let event = self.current.pop_front()?;
+        let event = match self.current.pop_front() {
+            Some(event) => event,
+            None => self.refill()?,
+        };
         self.len -= 1;
         self.popped += 1;
         Some((self.now, event))
@@ -129,15 +129,26 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Advances `now` to the earliest waiting time and moves the lowest bucket down
-    /// relative to it; its earliest events land in `current`. Each moved event goes
-    /// to a strictly lower bucket, because it agrees with the new `now` on every bit
-    /// above the bucket's.
-    fn refill(&mut self) {
+    /// With `current` empty: advances `now` to the earliest waiting time and returns
+    /// the first event scheduled for it; the others at that time land in `current`.
+    ///
+    /// The lowest non-empty bucket holds the earliest events (an event in a higher
+    /// bucket differs from `now` in a higher bit, so it is later). When that bucket
+    /// holds one event, that event is next and alone at its time: it is returned as
+    /// is. Otherwise the bucket moves down relative to its earliest time; each moved
+    /// event goes to a strictly lower bucket, because it agrees with the new `now` on
+    /// every bit above the bucket's.
+    fn refill(&mut self) -> Option<E> {
         if self.occupied == 0 {
-            return;
+            return None;
         }
         let lowest = self.occupied.trailing_zeros() as usize;
+        if self.buckets[lowest].len() == 1 {
+            let (at, event) = self.buckets[lowest].pop()?;
+            self.occupied &= !(1 << lowest);
+            self.now = at;
+            return Some(event);
+        }
         let mut moving = std::mem::take(&mut self.buckets[lowest]);
         self.occupied &= !(1 << lowest);
         if let Some(earliest) = moving.iter().map(|&(at, _)| at).min() {
@@ -148,6 +159,7 @@ impl<E> EventQueue<E> {
         }
         // Keep the emptied bucket's allocation for the next events it receives.
         self.buckets[lowest] = moving;
+        self.current.pop_front()
     }
 }
 

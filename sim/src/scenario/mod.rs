@@ -269,9 +269,10 @@ pub struct Tokens {
 impl Tokens {
     /// One draw.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
-        let x = self.dist.sample(rng).round();
-        // The clamp keeps x in [1, max] ⊂ u32, so the cast is exact.
-        x.clamp(1.0, f64::from(self.max.max(1))) as u32
+        // A draw is never NaN; rounded as `f64::round` would, then clamped to [1, max]
+        // (so the cast is exact).
+        let x = crate::dist::round_to_u64(self.dist.sample(rng));
+        x.clamp(1, u64::from(self.max.max(1))) as u32
     }
 
     /// The mean of the unclamped distribution, clamped to `[1, max]`: good enough to

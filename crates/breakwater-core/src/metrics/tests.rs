@@ -329,3 +329,47 @@ fn a_conditional_first_step_is_not_the_first_step() {
     let s = metrics.snapshot();
     assert_eq!((s.requests, s.attempts, s.fallbacks), (1, 2, 0));
 }
+
+/// Keys recorded out of order, alternating, and as separate `Key::new`s with the same
+/// names (other `Arc`s than the first one seen): one entry per name pair, counted
+/// together, and the snapshot sorted by provider and then model, as before the index.
+#[test]
+fn per_key_entries_are_by_name_and_sorted() {
+    let usage = Usage::new(10, 1);
+    let bill = Price::per_million(1.0, 1.0).batch_cost(usage);
+    let order = [
+        ("openai", "gpt-4o"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("openai", "gpt-4o"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("openai", "gpt-4o-mini"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-sonnet-4-5"),
+    ];
+    let mut metrics = Metrics::new();
+    let shared = Key::new("anthropic", "claude-sonnet-4-5");
+    for (provider, model) in order {
+        metrics.record_batch_result(&Key::new(provider, model), usage, bill);
+        metrics.record_batch_result(&shared, usage, bill);
+    }
+    let mut other = Metrics::new();
+    other.record_batch_result(&Key::new("gemini", "gemini-2.5-flash"), usage, bill);
+    other.record_batch_result(&Key::new("openai", "gpt-4o"), usage, bill);
+    metrics.merge(&other);
+    let snapshot = metrics.snapshot();
+    let got: Vec<(&str, &str, u64)> = snapshot
+        .per_key
+        .iter()
+        .map(|k| (k.provider.as_str(), k.model.as_str(), k.batch_results))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("anthropic", "claude-haiku-4-5", 1),
+            ("anthropic", "claude-sonnet-4-5", 3 + 7),
+            ("gemini", "gemini-2.5-flash", 1),
+            ("openai", "gpt-4o", 3),
+            ("openai", "gpt-4o-mini", 1),
+        ]
+    );
+}
