@@ -197,7 +197,17 @@ fn cost_at(input_per_mtok: f64, output_per_mtok: f64, usage: Usage) -> Cost {
     let per_token = |dollars_per_mtok: f64| (dollars_per_mtok * 1000.0).max(0.0);
     let n = f64::from(usage.input_tokens) * per_token(input_per_mtok)
         + f64::from(usage.output_tokens) * per_token(output_per_mtok);
-    Cost(n.round() as u64)
+    Cost(round(n))
+}
+
+/// `n.round() as u64` for `n ≥ 0` (or NaN), bit for bit, without the call to libm's
+/// `round` (baseline x86-64 has no rounding instruction): the fraction left by
+/// truncation is exact below 2⁵², and from there on `n` is a whole number.
+#[inline]
+fn round(n: f64) -> u64 {
+    // `as` truncates, saturates and maps NaN to 0, as the cast after `round` does.
+    let whole = n as u64;
+    whole.saturating_add(u64::from(n - whole as f64 >= 0.5))
 }
 
 /// What a batch result cost, and what the same tokens would have cost synchronously.
@@ -270,6 +280,40 @@ impl PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_matches_the_standard_round() {
+        let edges = [
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            0.49999999999999994,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            9_007_199_254_740_993.0,
+            1e19,
+            18_446_744_073_709_551_615.0,
+            1e30,
+            f64::INFINITY,
+            f64::NAN,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        for n in edges {
+            assert_eq!(round(n), n.round() as u64, "{n}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounding_matches_the_standard_round_anywhere(bits in 0u64..0x7FF0_0000_0000_0000, small in 0.0f64..1e7) {
+            let n = f64::from_bits(bits);
+            proptest::prop_assert_eq!(round(n), n.round() as u64);
+            proptest::prop_assert_eq!(round(small), small.round() as u64);
+        }
+    }
 
     #[test]
     fn the_issue_example_costs_one_point_three_five_cents() {

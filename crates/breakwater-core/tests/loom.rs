@@ -524,3 +524,31 @@ fn racing_failures_in_a_count_window_trip_it_at_the_latest_on_the_next() {
         assert_eq!(causes(&b), [Cause::FailureRate]);
     });
 }
+
+/// A fast success races a failure in a full count window that holds no failure, so
+/// the success may take the settled path that writes nothing. Whichever way it goes,
+/// the failure lands in the window and trips it (a rate of one in two), once.
+#[test]
+fn a_skipped_success_racing_a_failure_does_not_hide_it() {
+    model(|| {
+        let b = Breaker::new(
+            BreakerConfig {
+                consecutive_failures: None,
+                window: Some(Window::Count { size: 2 }),
+                failure_rate: Some(0.5),
+                min_calls: 2,
+                ..config(1, 1)
+            },
+            0,
+        );
+        let now = secs(1);
+        call(&b, now, &Class::Success);
+        call(&b, now, &Class::Success);
+        let other = b.clone();
+        let racer = thread::spawn(move || call(&other, now, &Class::Success));
+        call(&b, now, &Class::Retriable);
+        racer.join().expect("no panic");
+        assert!(matches!(b.state(now), State::Open { .. }));
+        assert_eq!(causes(&b), [Cause::FailureRate]);
+    });
+}

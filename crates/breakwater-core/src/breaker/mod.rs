@@ -61,9 +61,10 @@
 //!   no reference counting).
 //! - `record` of a success loads the gate to check the period, clears the
 //!   consecutive-failure counter only if it is not already zero, and moves the window
-//!   (count window: a `fetch_add` on the call index and, only if the slot's flags
-//!   change, a swap and counter adjustments; time window: the bucket for `now`, reset
-//!   by CAS when stale). With `window: None` it is the gate load and the counter check.
+//!   (count window: nothing when it is full and holds no failure or slow call, else a
+//!   `fetch_add` on the call index and, only if the slot's flags change, a swap and
+//!   counter adjustments; time window: the bucket for `now`, reset by CAS when stale).
+//!   With `window: None` it is the gate load and the counter check.
 //! - Failures and slow calls also compute the rates; a trip takes the lock.
 //!
 //! Everything else (Open, HalfOpen, Isolated, a cooldown, manual operations) takes a
@@ -206,8 +207,14 @@ impl Breaker {
         let slow = latency >= rules.slow_call;
         if permit.probe.is_some() {
             self.record_probe(now, permit, counted, slow);
-        } else if let Some(failure) = counted {
-            self.record_closed(now, permit.id, failure, slow);
+        } else {
+            let period = permit.id;
+            // A closed-state permit holds nothing to release: forgetting it drops
+            // nothing and saves the call to its drop glue on every record.
+            std::mem::forget(permit);
+            if let Some(failure) = counted {
+                self.record_closed(now, period, failure, slow);
+            }
         }
     }
 

@@ -19,7 +19,11 @@
 //!   slot leave one of their flags; the counters follow the swaps, so they still agree
 //!   with the flags once the racers are done. A record of the previous closed period
 //!   that passed the gate check before the clear may land after it, leaving a counter
-//!   off by one until the next clear.
+//!   off by one until the next clear. A fast success into a full window whose counters
+//!   read zero is skipped (see `CountWindow::settled`): it reads as if it came before
+//!   any flag change racing it. A counter left off by one (above) can make a settled
+//!   window look unsettled, which only costs the skip, or an unsettled one look
+//!   settled, which leaves the stray flag in place until pushes move past it.
 //! - **Time window.** A bucket is tagged with its epoch (the bucket-width interval it
 //!   counts, plus one, so 0 means empty). The first record of a new epoch resets the
 //!   bucket by a CAS on the tag and then stores zeros in its counters; a record that
@@ -121,14 +125,29 @@ impl CountWindow {
 
     #[inline]
     fn push(&self, failure: bool, slow: bool) {
+        let new = flags(failure, slow);
+        if new == 0 && self.settled() {
+            return;
+        }
         let index = self.next.fetch_add(1, Relaxed);
         let slot = &self.slots[self.len.rem(index)];
-        let new = flags(failure, slow);
         if slot.load(Relaxed) != new {
             let old = slot.swap(new, Relaxed);
             adjust(&self.failures, old, new, FAILURE);
             adjust(&self.slow, old, new, SLOW);
         }
+    }
+
+    /// Whether the window is full and holds no failure and no slow call. A fast
+    /// success then changes nothing that can be observed: it would write a clear flag
+    /// over a clear flag, and a ring of clear flags reads the same from any position.
+    /// So it is skipped, and the closed state's common record reads three words and
+    /// writes none (no locked instruction, no cache line taken from other cores).
+    #[inline]
+    fn settled(&self) -> bool {
+        self.failures.load(Relaxed) == 0
+            && self.slow.load(Relaxed) == 0
+            && self.next.load(Relaxed) >= self.slots.len() as u64
     }
 
     fn totals(&self) -> Totals {
@@ -386,6 +405,43 @@ mod tests {
             proptest::prop_assert_eq!(m.rem(x) as u64, x % d);
             proptest::prop_assert_eq!(m.rem(small) as u64, small % d);
         }
+    }
+
+    proptest::proptest! {
+        /// The count window against a plain list of the last `size` calls, including
+        /// the fast successes it skips once it is full and clear.
+        #[test]
+        fn count_window_matches_the_last_calls(
+            size in 1u32..8,
+            calls in proptest::collection::vec((proptest::bool::weighted(0.2), proptest::bool::weighted(0.1)), 0..80),
+        ) {
+            let w = Stats::new(Window::Count { size });
+            let mut model: Vec<(bool, bool)> = Vec::new();
+            for (failure, slow) in calls {
+                w.push(Time::ZERO, failure, slow);
+                model.push((failure, slow));
+                let last = &model[model.len().saturating_sub(size as usize)..];
+                let count = |f: fn(&(bool, bool)) -> bool| last.iter().filter(|c| f(c)).count() as u32;
+                proptest::prop_assert_eq!(
+                    w.totals(Time::ZERO),
+                    totals(last.len() as u32, count(|c| c.0), count(|c| c.1))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_fast_success_into_a_full_clear_window_writes_nothing() {
+        let w = CountWindow::new(2);
+        for _ in 0..2 {
+            w.push(false, false);
+        }
+        assert!(w.settled());
+        w.push(false, false);
+        assert_eq!(w.next.load(Relaxed), 2);
+        w.push(false, true);
+        assert!(!w.settled());
+        assert_eq!(w.next.load(Relaxed), 3);
     }
 
     #[test]

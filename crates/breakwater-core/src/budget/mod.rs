@@ -245,6 +245,7 @@ impl Budget {
 }
 
 impl RetryBudget for Budget {
+    #[inline]
     fn on_request(&mut self, now: Time) {
         match self {
             Budget::Ratio(budget) => budget.on_request(now),
@@ -253,6 +254,7 @@ impl RetryBudget for Budget {
         }
     }
 
+    #[inline]
     fn try_withdraw(&mut self, now: Time, reason: RetryReason) -> Result<Withdrawal, Refused> {
         match self {
             Budget::Ratio(budget) => budget.try_withdraw(now, reason),
@@ -261,6 +263,7 @@ impl RetryBudget for Budget {
         }
     }
 
+    #[inline]
     fn on_attempt(&mut self, now: Time, success: bool, withdrawal: Option<Withdrawal>) {
         match self {
             Budget::Ratio(budget) => budget.on_attempt(now, success, withdrawal),

@@ -102,8 +102,10 @@ impl QuotaBudget {
 
 impl RetryBudget for QuotaBudget {
     /// First attempts cost nothing.
+    #[inline]
     fn on_request(&mut self, _now: Time) {}
 
+    #[inline]
     fn try_withdraw(&mut self, _now: Time, reason: RetryReason) -> Result<Withdrawal, Refused> {
         let cost = self.cost(reason);
         match self.tokens.checked_sub(cost) {
@@ -115,6 +117,7 @@ impl RetryBudget for QuotaBudget {
         }
     }
 
+    #[inline]
     fn on_attempt(&mut self, _now: Time, success: bool, withdrawal: Option<Withdrawal>) {
         if success {
             let refund = withdrawal.map_or(self.config.success_refund, Withdrawal::cost);

@@ -78,6 +78,11 @@ impl RatioConfig {
 /// to the last, that is at most about `ratio · requests + min_per_sec · (elapsed + 1.1 ·
 /// ttl)`: in the long run, retries are `ratio` of requests plus `min_per_sec`.
 ///
+/// The balance is kept as a running total (added to on every deposit and withdrawal,
+/// subtracted from when a window's slot expires), so that every call is O(1) except a
+/// refusal, which walks the slots for its `until`, and the rare call that moves past
+/// several windows at once.
+///
 /// A refusal's `until` is the earliest slot expiry after which, with no other traffic, a
 /// retry would be granted (the expiry of slots dominated by withdrawals raises the
 /// balance); `None` when even an empty window would not allow one (a reserve under one
@@ -97,8 +102,15 @@ pub struct RatioBudget {
     /// before it is in the same window (or an earlier one, which counts as this one),
     /// so the common call compares instead of dividing.
     window_end: u64,
+    /// `slot(window)`, kept so that the common call does not divide.
+    index: usize,
     /// Net units per window; window `w` lives in `slots[w % SLOTS]`.
     slots: [i64; SLOTS],
+    /// The exact sum of `slots` (wide enough that it cannot overflow): what the live
+    /// windows add to the reserve.
+    total: i128,
+    /// The refusal for a range of balances, until the window moves.
+    refusals: RefusalCache,
 }
 
 impl RatioBudget {
@@ -122,8 +134,11 @@ impl RatioBudget {
             reserve: i64::try_from(reserve).unwrap_or(i64::MAX),
             window_nanos: (ttl / SLOTS as u64).max(1),
             window: 0,
+            index: 0,
             window_end: (ttl / SLOTS as u64).max(1),
             slots: [0; SLOTS],
+            total: 0,
+            refusals: RefusalCache::EMPTY,
         }
     }
 
@@ -132,11 +147,12 @@ impl RatioBudget {
     #[must_use]
     pub fn available(&self, now: Time) -> f64 {
         let oldest = self.window_at(now).saturating_sub(SLOTS as u64 - 1);
-        let live = self
+        let live: i128 = self
             .live_windows()
             .filter(|w| *w >= oldest)
-            .fold(0i64, |sum, w| sum.saturating_add(self.slots[slot(w)]));
-        self.reserve.saturating_add(live).max(0) as f64 / SCALE as f64
+            .map(|w| i128::from(self.slots[slot(w)]))
+            .sum();
+        (i128::from(self.reserve) + live).max(0) as f64 / SCALE as f64
     }
 
     /// For the fleet layer ([`crate::fleet::budget`]): moves to `now`'s window and
@@ -158,7 +174,8 @@ impl RatioBudget {
     /// For the fleet layer: sets the net units of window `w` if it is live.
     pub(crate) fn set_window_units(&mut self, w: u64, units: i64) {
         if self.live_windows().contains(&w) {
-            self.slots[slot(w)] = units;
+            self.set_slot(slot(w), units);
+            self.refusals = RefusalCache::EMPTY;
         }
     }
 
@@ -195,60 +212,124 @@ impl RatioBudget {
         }
         if target - self.window >= SLOTS as u64 {
             self.slots = [0; SLOTS];
+            self.total = 0;
         } else {
             for w in self.window + 1..=target {
-                self.slots[slot(w)] = 0;
+                self.set_slot(slot(w), 0);
             }
         }
         self.window = target;
+        self.index = slot(target);
+        self.refusals = RefusalCache::EMPTY;
     }
 
-    fn balance(&self) -> i64 {
-        self.slots
-            .iter()
-            .fold(self.reserve, |sum, units| sum.saturating_add(*units))
+    /// Sets slot `index` to `units`, keeping the running total.
+    #[inline]
+    fn set_slot(&mut self, index: usize, units: i64) {
+        let old = std::mem::replace(&mut self.slots[index], units);
+        self.total += i128::from(units) - i128::from(old);
+    }
+
+    /// Adds `units` (saturating) to the current window's slot.
+    #[inline]
+    fn add_to_current(&mut self, units: i64) {
+        let index = self.index;
+        self.set_slot(index, self.slots[index].saturating_add(units));
+    }
+
+    /// Reserve plus live deposits minus live withdrawals, in units.
+    #[inline]
+    fn balance(&self) -> i128 {
+        i128::from(self.reserve) + self.total
     }
 
     /// Called when the balance is under one retry: the first slot expiry that lifts it to
-    /// one, if any.
-    fn refusal(&self) -> Refused {
-        let mut balance = self.balance();
-        let live = self.live_windows();
-        // The slot index walks with the window: no remainder per step.
-        let mut index = slot(*live.start());
-        for w in live {
-            balance = balance.saturating_sub(self.slots[index]);
-            index = if index + 1 == SLOTS { 0 } else { index + 1 };
-            if balance >= SCALE {
-                let expiry = w
-                    .saturating_add(SLOTS as u64)
-                    .saturating_mul(self.window_nanos);
-                return Refused {
-                    until: Some(Time::from_nanos(expiry)),
-                };
-            }
+    /// one, if any. Answered from the cache when the shortfall is in its range.
+    #[inline]
+    fn refusal(&mut self) -> Refused {
+        let short = self.balance() - i128::from(SCALE);
+        if self.refusals.low <= short && short < self.refusals.high {
+            return self.refusals.answer;
         }
-        Refused { until: None }
+        self.refusal_walk(short)
+    }
+
+    /// [`refusal`](Self::refusal) outside the cached range: with `short` the balance
+    /// minus one retry (negative), the first window, oldest first, whose expiry (with
+    /// those before it) takes away at least that much. The windows before the current
+    /// one do not change until the window moves, so the answer holds for every
+    /// shortfall in `[its prefix sum, the least prefix sum before it)`, which is cached.
+    /// When none does, only the current window's expiry is left, after which the balance
+    /// is the reserve.
+    #[cold]
+    fn refusal_walk(&mut self, short: i128) -> Refused {
+        let first = self.window.saturating_sub(SLOTS as u64 - 1);
+        // The sum of the windows walked so far, and its least value before this one.
+        let (mut prefix, mut least) = (0i128, i128::MAX);
+        // The slot index walks with the window: no remainder per step.
+        let mut index = slot(first);
+        for w in first..self.window {
+            prefix += i128::from(self.slots[index]);
+            index = if index + 1 == SLOTS { 0 } else { index + 1 };
+            if prefix <= short {
+                return self.refusals.set(prefix, least, Some(self.expiry(w)));
+            }
+            least = least.min(prefix);
+        }
+        let until = (self.reserve >= SCALE).then(|| self.expiry(self.window));
+        self.refusals.set(i128::MIN, least, until)
+    }
+
+    /// When the entries of window `w` expire.
+    fn expiry(&self, w: u64) -> Time {
+        Time::from_nanos(
+            w.saturating_add(SLOTS as u64)
+                .saturating_mul(self.window_nanos),
+        )
+    }
+}
+
+/// The last refusal computed, and the shortfalls for which it holds: `[low, high)`,
+/// empty once the windows before the current one may have changed.
+#[derive(Clone, Copy, Debug)]
+struct RefusalCache {
+    low: i128,
+    high: i128,
+    answer: Refused,
+}
+
+impl RefusalCache {
+    const EMPTY: RefusalCache = RefusalCache {
+        low: i128::MAX,
+        high: i128::MIN,
+        answer: Refused { until: None },
+    };
+
+    fn set(&mut self, low: i128, high: i128, until: Option<Time>) -> Refused {
+        let answer = Refused { until };
+        *self = RefusalCache { low, high, answer };
+        answer
     }
 }
 
 impl RetryBudget for RatioBudget {
+    #[inline]
     fn on_request(&mut self, now: Time) {
         self.advance(now);
-        let current = &mut self.slots[slot(self.window)];
-        *current = current.saturating_add(self.deposit);
+        self.add_to_current(self.deposit);
     }
 
+    #[inline]
     fn try_withdraw(&mut self, now: Time, _reason: RetryReason) -> Result<Withdrawal, Refused> {
         self.advance(now);
-        if self.balance() < SCALE {
+        if self.balance() < i128::from(SCALE) {
             return Err(self.refusal());
         }
-        let current = &mut self.slots[slot(self.window)];
-        *current = current.saturating_sub(SCALE);
+        self.add_to_current(-SCALE);
         Ok(Withdrawal::new(1))
     }
 
+    #[inline]
     fn on_attempt(&mut self, now: Time, _success: bool, _withdrawal: Option<Withdrawal>) {
         self.advance(now);
     }
@@ -464,6 +545,10 @@ mod tests {
                             }
                             Err(Refused { until }) => {
                                 prop_assert!(!expected);
+                                // A cached answer is the one a fresh walk gives.
+                                let mut fresh = b.clone();
+                                fresh.refusals = RefusalCache::EMPTY;
+                                prop_assert_eq!(fresh.refusal(), Refused { until });
                                 match until {
                                     Some(until) => {
                                         prop_assert!(until > Time::from_nanos(now));
@@ -480,6 +565,8 @@ mod tests {
                     Op::Advance(ms) => now = now.saturating_add(ms * 1_000_000),
                     Op::Rewind(ms) => now = now.saturating_sub(ms * 1_000_000),
                 }
+                prop_assert_eq!(b.total, b.slots.iter().copied().map(i128::from).sum::<i128>());
+                prop_assert_eq!(b.index, slot(b.window));
                 prop_assert!((b.available(Time::from_nanos(now)) * SCALE as f64 - live(&log, latest.max(now / width)).max(0) as f64).abs() < 1.0);
             }
             // The global bound over the whole run.

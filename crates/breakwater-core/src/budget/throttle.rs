@@ -102,8 +102,10 @@ impl ThrottleBudget {
 
 impl RetryBudget for ThrottleBudget {
     /// First attempts are never throttled and earn nothing.
+    #[inline]
     fn on_request(&mut self, _now: Time) {}
 
+    #[inline]
     fn try_withdraw(&mut self, _now: Time, _reason: RetryReason) -> Result<Withdrawal, Refused> {
         if self.allows_retry() {
             Ok(Withdrawal::new(0))
@@ -112,6 +114,7 @@ impl RetryBudget for ThrottleBudget {
         }
     }
 
+    #[inline]
     fn on_attempt(&mut self, _now: Time, success: bool, _withdrawal: Option<Withdrawal>) {
         self.tokens = if success {
             self.tokens.saturating_add(self.refill).min(self.max)

@@ -722,7 +722,9 @@ impl<'r> Plan<'r> {
         }
     }
 
-    /// The finished request, for every poll after the end.
+    /// The finished request, for every poll after the end. Inlined so that it is
+    /// built in the caller's return slot rather than copied there.
+    #[inline]
     fn finished(&self, resolution: Resolution, elapsed: Duration) -> Finished {
         Finished {
             resolution,

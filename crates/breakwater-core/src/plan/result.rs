@@ -183,7 +183,7 @@ pub enum Skip {
 /// entries, however long its deadline.
 ///
 /// [`PlanConfig::max_history`]: crate::route::PlanConfig::max_history
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct History {
     entries: SmallVec<[Entry; 3]>,
     /// Entries dropped from between the first `cap / 2` and the latest.
@@ -202,6 +202,19 @@ impl Default for History {
     /// [`PlanConfig::default`]: crate::route::PlanConfig
     fn default() -> History {
         History::with_cap(crate::route::DEFAULT_MAX_HISTORY)
+    }
+}
+
+impl Clone for History {
+    /// A copy of the entries as one block (entries are `Copy`): the derived clone
+    /// pushes them one by one.
+    #[inline]
+    fn clone(&self) -> History {
+        History {
+            entries: SmallVec::from_slice(&self.entries),
+            elided: self.elided,
+            cap: self.cap,
+        }
     }
 }
 
