@@ -692,6 +692,33 @@ fn a_refused_retry_moves_to_the_next_step() {
     assert_eq!(attempts(&seen), [0, 0, 0, 1, 1]);
 }
 
+/// A ratio budget earns its credit from each request's first attempt at a step, so
+/// one request with nothing else in the budget gets exactly the retries it earned.
+#[test]
+fn a_requests_first_attempt_earns_its_retry() {
+    let registry = RegistryConfig {
+        budget: Some(BudgetConfig::Ratio(crate::budget::RatioConfig {
+            ratio: 1.0,
+            min_per_sec: 0,
+            ttl: secs(10),
+        })),
+        breaker: None,
+        ..RegistryConfig::default()
+    };
+    let (_registry, route) = setup(TWO_STEPS, registry);
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::after(Time::ZERO, secs(120)),
+        RequestOptions::default(),
+    );
+    let (_, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
+        (ms(100), status(503), Usage::default())
+    });
+    // One retry per step, each on its provider's budget, from that step's first attempt.
+    assert_eq!(attempts(&seen), [0, 0, 1, 1]);
+}
+
 // ---- properties -------------------------------------------------------------------
 
 #[derive(Clone, Debug)]
