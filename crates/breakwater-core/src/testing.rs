@@ -592,6 +592,31 @@ mod tests {
         assert_eq!(check.run_toml(text).unwrap(), Report { cases: 5 });
     }
 
+    /// The ceiling bounds retries and fallbacks; the first attempt is always allowed,
+    /// so a request whose first attempt alone costs more keeps the promise.
+    #[test]
+    fn a_first_attempt_over_the_ceiling_keeps_the_promise() {
+        let check = Check {
+            cases: 32,
+            options: RequestOptions {
+                cost_ceiling: Some(Cost::from_dollars(0.000_001)),
+                ..Check::default().options
+            },
+            prices: PriceTable::new().with(
+                "m",
+                crate::cost::Price {
+                    input_per_mtok: 3.0,
+                    output_per_mtok: 15.0,
+                    batch_input_per_mtok: None,
+                    batch_output_per_mtok: None,
+                },
+            ),
+            ..Check::default()
+        };
+        let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 3\n";
+        assert_eq!(check.run_toml(text).unwrap(), Report { cases: 32 });
+    }
+
     #[test]
     fn broken_promises_are_reported() {
         let check = Check::default();

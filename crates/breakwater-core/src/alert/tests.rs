@@ -161,6 +161,29 @@ fn the_cause_follows_the_mix_of_failures() {
     }
 }
 
+/// More than half of the failed attempts, counted over all three causes.
+#[test]
+fn a_likely_cause_needs_more_than_half_of_all_failures() {
+    let counts = |rate_limited, unauthorized, trouble| Counts {
+        rate_limited,
+        unauthorized,
+        trouble,
+        ..Counts::default()
+    };
+    assert_eq!(
+        likely_cause(&counts(3, 1, 1)),
+        Some(LikelyCause::QuotaOrTier)
+    );
+    assert_eq!(likely_cause(&counts(1, 3, 1)), Some(LikelyCause::Keys));
+    assert_eq!(
+        likely_cause(&counts(1, 1, 3)),
+        Some(LikelyCause::ProviderTrouble)
+    );
+    // Half is not more than half.
+    assert_eq!(likely_cause(&counts(2, 1, 1)), None);
+    assert_eq!(likely_cause(&counts(0, 0, 0)), None);
+}
+
 #[test]
 fn too_few_samples_raise_nothing() {
     let route = route();

@@ -221,6 +221,23 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_outside_half_open_is_ignored() {
+        let b = breaker();
+        b.apply_fleet(secs(0), FleetChange::Gated(true));
+        b.force_open(secs(0));
+        let open = b.fleet_view(secs(0));
+        let view = b.apply_fleet(
+            secs(0),
+            FleetChange::Grant {
+                generation: open.generation,
+                probes: 1,
+            },
+        );
+        assert!(matches!(view.state, State::Open { .. }));
+        assert_eq!(view.probes_granted, 0);
+    }
+
+    #[test]
     fn unused_grants_are_revoked_and_counted() {
         let b = breaker();
         b.apply_fleet(secs(0), FleetChange::Gated(true));

@@ -270,6 +270,24 @@ mod tests {
         assert_eq!(available(&b, later), 1.0);
     }
 
+    /// Windows are numbered on the fleet clock: replicas whose local clocks started
+    /// 20 s apart still share each window.
+    #[test]
+    fn replicas_with_different_local_clocks_share_windows() {
+        let fleet = FleetTime::from_millis(1_700_000_000_000);
+        let (a, b) = (budget(), budget());
+        let mut ma = BudgetMirror::new(1, FleetClock::new(Time::ZERO, fleet));
+        let mut mb = BudgetMirror::new(2, FleetClock::new(Time::from_secs(20), fleet));
+        let mut store = BudgetStore::new();
+        let (ta, tb) = (Time::from_millis(10), Time::from_millis(20_010));
+        for _ in 0..4 {
+            a.on_request(ta);
+        }
+        sync(&mut ma, &mut store, &a, ta);
+        sync(&mut mb, &mut store, &b, tb);
+        assert_eq!(available(&b, tb), 2.0, "B sees A's deposits");
+    }
+
     #[test]
     fn changes_during_a_push_are_kept_and_a_failed_push_is_resent() {
         let clock = FleetClock::identity();

@@ -438,6 +438,37 @@ fn a_failed_budget_push_is_counted_and_sent_again() {
     assert_eq!(again.len(), 1, "the mirror is free to send again");
 }
 
+#[test]
+fn a_budget_reply_brings_in_the_other_replicas_share() {
+    let now = Time::from_millis(10);
+    let mut store = BudgetStore::new();
+    let mut nodes: Vec<(Registry, Replica)> = (0..2)
+        .map(|id| {
+            let registry = registry();
+            let _ = registry.budget(&key());
+            let mut replica = Replica::new(id, config(), FleetClock::identity());
+            replica.set_connected(Time::ZERO, &registry, true);
+            (registry, replica)
+        })
+        .collect();
+    assert_eq!(nodes[0].1.id(), 0);
+    assert_eq!(nodes[1].1.id(), 1);
+    let available =
+        |registry: &Registry| registry.budget(&key()).unwrap().with(|b| b.available(now));
+    let alone = available(&nodes[1].0);
+    for _ in 0..5 {
+        nodes[0].0.budget(&key()).unwrap().on_request(now);
+    }
+    for (registry, replica) in &mut nodes {
+        for (scope, push) in replica.budget_pushes(now, registry) {
+            let totals = store.apply(&push);
+            replica.on_budget_reply(now, registry, &scope, Ok(&totals));
+        }
+    }
+    // Five requests at ratio 0.2: one retry more for the replica that made none.
+    assert!((available(&nodes[1].0) - alone - 1.0).abs() < 1e-9);
+}
+
 /// The record of `epoch` (one state per epoch, as the store writes them; the cooldown
 /// may differ between two messages of an epoch).
 fn record(epoch: u64, cooldown: u64) -> BreakerRecord {

@@ -719,6 +719,32 @@ fn a_requests_first_attempt_earns_its_retry() {
     assert_eq!(attempts(&seen), [0, 0, 1, 1]);
 }
 
+/// The conditional step's own context-window error ends the request: the step is not
+/// entered again.
+#[test]
+fn the_conditional_step_failing_the_same_way_ends_the_request() {
+    let route_text = format!(
+        "{TWO_STEPS}\n[[step]]\nprovider = \"gemini\"\nmodel = \"gemini-2.5-pro\"\nwhen = \"context_window_exceeded\"\nattempts = 2\n"
+    );
+    let (_registry, route) = setup(&route_text, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Critical,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let too_long = Outcome::Status {
+        status: 400,
+        error: Some(ErrorCode::ContextWindowExceeded),
+        hints: Hints::default(),
+    };
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
+        (ms(100), too_long, Usage::default())
+    });
+    assert_eq!(attempts(&seen), [0, 2]);
+    assert!(matches!(finished.resolution, Resolution::Failed { .. }));
+}
+
 // ---- properties -------------------------------------------------------------------
 
 #[derive(Clone, Debug)]
