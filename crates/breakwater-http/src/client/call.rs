@@ -133,7 +133,9 @@ impl Client {
                         let headers = AtomicBool::new(false);
                         let (send, attempt_span) =
                             self.send(target, &attempt, call.request, &headers);
-                        tokio::pin!(send);
+                        // Boxed: the attempt's future is the largest part of the call's
+                        // state, which is otherwise that much larger for every await.
+                        let mut send = Box::pin(send);
                         let exchange = loop {
                             let notice = plan.poll_timeout().filter(|at| *at < ends);
                             timer.as_mut().reset(clock::instant(notice.unwrap_or(ends)));
