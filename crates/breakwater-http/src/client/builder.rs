@@ -339,7 +339,7 @@ impl ClientBuilder {
                 http,
                 routes,
                 registry,
-                seed,
+                seed: super::seed_key(seed),
                 requests: AtomicU64::new(0),
                 response_limit: self.response_limit.unwrap_or(DEFAULT_RESPONSE_LIMIT),
                 error_body_limit: self.error_body_limit.unwrap_or(DEFAULT_ERROR_BODY_LIMIT),

@@ -88,10 +88,41 @@ impl Client {
             // The call's one timer, reset for each attempt's end, notice and wait.
             let timer = tokio::time::sleep_until(clock::instant(deadline.end()));
             tokio::pin!(timer);
-            let finished = loop {
+            let (reason, attempts, history) = loop {
                 let now = clock::now();
-                match plan.poll(now, &mut rng) {
-                    Action::Attempt(attempt) => {
+                // Decided without awaiting, so that the plan's action (a finished
+                // request's size) is not held in the call's state across the awaits.
+                let step = match plan.poll(now, &mut rng) {
+                    Action::Attempt(attempt) => Step::Attempt(attempt),
+                    Action::Wait { until } => Step::Wait(until),
+                    Action::Notice(notice) => {
+                        tracing::info!(notice = ?notice, "notice");
+                        on_notice(notice);
+                        continue;
+                    }
+                    Action::LookupCache => {
+                        cached = self.lookup(&call, now);
+                        tracing::debug!(hit = cached.is_some(), "cache lookup");
+                        plan.on_cache(now, cached.is_some());
+                        continue;
+                    }
+                    // Settled without awaiting, and the loop left with only what a
+                    // queue write needs: the finished request, the completion being
+                    // built and the plan's action take no room in the call's state.
+                    Action::Finish(finished) => {
+                        let answer = answer.take();
+                        match self.settle(&call, bound, &mut observer, finished, answer, cached.take()) {
+                            Concluded::Done(done) => return done,
+                            Concluded::Defer {
+                                reason,
+                                attempts,
+                                history,
+                            } => break (reason, attempts, history),
+                        }
+                    }
+                };
+                match step {
+                    Step::Attempt(attempt) => {
                         let target = &bound.steps[attempt.step];
                         let key = attempt.key.clone();
                         // One timer for the attempt: its end (the plan's `now` plus its
@@ -102,7 +133,9 @@ impl Client {
                         let headers = AtomicBool::new(false);
                         let (send, attempt_span) =
                             self.send(target, &attempt, call.request, &headers);
-                        tokio::pin!(send);
+                        // Boxed: the attempt's future is the largest part of the call's
+                        // state, which is otherwise that much larger for every await.
+                        let mut send = Box::pin(send);
                         let exchange = loop {
                             let notice = plan.poll_timeout().filter(|at| *at < ends);
                             timer.as_mut().reset(clock::instant(notice.unwrap_or(ends)));
@@ -130,46 +163,21 @@ impl Client {
                         send::record_attempt(&attempt_span, plan.history(), number);
                         observer.update(plan.history());
                     }
-                    Action::Wait { until } => {
+                    Step::Wait(until) => {
                         tracing::debug!(wait_ms = (until - now).as_millis() as u64, "waiting");
                         timer.as_mut().reset(clock::instant(until));
                         timer.as_mut().await;
                     }
-                    Action::Notice(notice) => {
-                        tracing::info!(notice = ?notice, "notice");
-                        on_notice(notice);
-                    }
-                    Action::LookupCache => {
-                        cached = self.lookup(&call, now);
-                        tracing::debug!(hit = cached.is_some(), "cache lookup");
-                        plan.on_cache(now, cached.is_some());
-                    }
-                    Action::Finish(finished) => break finished,
                 }
             };
-            inner.metrics.lock().record(&bound.route, &finished);
-            self.watch(&bound.route, &finished);
-            observer.finish(&finished);
-            let span = tracing::Span::current();
-            span.record("attempts", finished.attempts);
-            span.record("cost", display(finished.cost));
-            span.record("resolution", resolution_name(&finished.resolution));
-            // Synchronous but for the rare queue write, so that the finished request
-            // and the completion being built take no room in the call's state.
-            match self.conclude(&call, finished, answer, cached) {
-                Concluded::Done(done) => done,
-                Concluded::Defer {
-                    reason,
-                    attempts,
-                    history,
-                } => Err(Error::Queued {
-                    reason,
-                    attempts,
-                    history,
-                    // Boxed: the queue's write is a rare and large state.
-                    deferred: Box::pin(self.defer(&call)).await,
-                }),
-            }
+            // Boxed: the queue's write is a rare and large state.
+            let deferred = Box::pin(self.defer(&call)).await;
+            Err(Error::Queued {
+                reason,
+                attempts,
+                history,
+                deferred,
+            })
         })
         .instrument(span)
         .await
@@ -210,6 +218,27 @@ impl Client {
         now: Time,
     ) -> Option<(Arc<CachedAnswer>, Duration)> {
         self.inner.cache.as_ref()?.lookup(&call.cache_key(), now)
+    }
+
+    /// Records a finished request (metrics, alarms, telemetry, the call's span) and
+    /// concludes it.
+    fn settle(
+        &self,
+        call: &Call<'_>,
+        bound: &super::BoundRoute,
+        observer: &mut crate::telemetry::Observer<'_>,
+        finished: Finished,
+        answer: Option<(wire::Completion, Key)>,
+        cached: Option<(Arc<CachedAnswer>, Duration)>,
+    ) -> Concluded {
+        self.inner.metrics.lock().record(&bound.route, &finished);
+        self.watch(&bound.route, &finished);
+        observer.finish(&finished);
+        let span = tracing::Span::current();
+        span.record("attempts", finished.attempts);
+        span.record("cost", display(finished.cost));
+        span.record("resolution", resolution_name(&finished.resolution));
+        self.conclude(call, finished, answer, cached)
     }
 
     /// What the plan's finish becomes for the caller, or, for a queued request that
@@ -322,6 +351,15 @@ impl Client {
         let bound = self.inner.routes.get(route)?;
         Some(bound.route.check(clock::now()))
     }
+}
+
+/// What the driver does with the plan's action after deciding it: the only two
+/// actions it awaits on.
+enum Step<'r> {
+    /// Send this attempt.
+    Attempt(breakwater_core::Attempt<'r>),
+    /// Sleep until then.
+    Wait(Time),
 }
 
 /// What [`Client::conclude`] leaves to do.

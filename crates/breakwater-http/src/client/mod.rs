@@ -66,7 +66,8 @@ struct Inner {
     http: reqwest::Client,
     routes: HashMap<String, BoundRoute>,
     registry: Arc<Registry>,
-    seed: u64,
+    /// The ChaCha key the client's seed expands to, expanded once.
+    seed: [u8; 32],
     requests: AtomicU64,
     response_limit: usize,
     error_body_limit: usize,
@@ -309,9 +310,7 @@ impl Client {
     /// own per request.
     fn request_rng(&self) -> SeededRng {
         let n = self.inner.requests.fetch_add(1, Ordering::Relaxed);
-        let mut rng = breakwater_core::rng::seeded(self.inner.seed);
-        rng.set_stream(n);
-        rng
+        stream_rng(self.inner.seed, n)
     }
 }
 
@@ -339,6 +338,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The ChaCha key that `seed` expands to, as [`breakwater_core::rng::seeded`] expands it.
+fn seed_key(seed: u64) -> [u8; 32] {
+    breakwater_core::rng::seeded(seed).get_seed()
+}
+
+/// Stream `n` of the ChaCha generator keyed `key`: what `seeded(seed)` on stream `n`
+/// draws for `key = seed_key(seed)`, without expanding the seed again.
+fn stream_rng(key: [u8; 32], n: u64) -> SeededRng {
+    let mut rng = <SeededRng as rand_core::SeedableRng>::from_seed(key);
+    rng.set_stream(n);
+    rng
+}
+
 /// The history entry of attempt `number`, if the plan recorded it.
 fn attempt_entry(history: &History, number: u32) -> Option<&breakwater_core::plan::Entry> {
     history
@@ -346,4 +358,29 @@ fn attempt_entry(history: &History, number: u32) -> Option<&breakwater_core::pla
         .iter()
         .rev()
         .find(|e| matches!(e.event, EntryEvent::Attempt { attempt, .. } if attempt == number))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_core::RngCore;
+
+    use super::*;
+
+    /// A request's stream draws what the seed, expanded each time, drew on it.
+    #[test]
+    fn a_stream_from_the_expanded_key_draws_as_the_seed_did() {
+        for seed in [0, 7, u64::MAX] {
+            for n in [0, 1, 1_000_003] {
+                let mut expanded = breakwater_core::rng::seeded(seed);
+                expanded.set_stream(n);
+                let mut keyed = stream_rng(seed_key(seed), n);
+                let a: Vec<u64> = (0..40).map(|_| expanded.next_u64()).collect();
+                let b: Vec<u64> = (0..40).map(|_| keyed.next_u64()).collect();
+                assert_eq!(a, b, "seed {seed}, stream {n}");
+            }
+        }
+        let mut other = stream_rng(seed_key(7), 2);
+        let mut this = stream_rng(seed_key(7), 1);
+        assert_ne!(other.next_u64(), this.next_u64());
+    }
 }

@@ -57,11 +57,13 @@ impl Client {
         for (name, value) in &rendered.headers {
             builder = builder.header(*name, value.as_str());
         }
-        let builder = builder.body(rendered.body);
+        // Made here, not inside the future: the pending request is a box, the builder
+        // it consumes hundreds of bytes that the future would otherwise hold.
+        let pending = builder.body(rendered.body).send();
         let (response_limit, error_limit) = (inner.response_limit, inner.error_body_limit);
         let exchange = async move {
             let result = async {
-                let mut response = builder.send().await?;
+                let mut response = pending.await?;
                 headers.store(true, Ordering::Relaxed);
                 let status = response.status().as_u16();
                 // Moved out, not copied: reading the body does not need them.

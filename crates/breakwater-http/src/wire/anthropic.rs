@@ -14,9 +14,9 @@
 //!   `error` events, which may arrive in the middle of a 200 stream. Event types we do
 //!   not know are ignored, as Anthropic's versioning policy asks.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::request::{AuthHeader, Prompt, PromptVariant, RenderedRequest, Request, Role};
+use super::request::{AuthHeader, Prompt, PromptVariant, RenderedRequest, Request};
 use super::response::{
     Completion, ProviderError, StreamItem, TokenUsage, WireError, event_json, json, opt_str,
     opt_u64, or_ignored, str_at, usage_item,
@@ -43,43 +43,14 @@ pub fn render(
     stream: bool,
 ) -> RenderedRequest {
     let prompt = Prompt::new(request, variant);
-    let messages: Vec<Value> = prompt
-        .turns
-        .iter()
-        .map(|(role, content)| {
-            let role = match role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({ "role": role, "content": content })
-        })
-        .collect();
-    let mut body = Map::new();
-    body.insert("model".into(), model.into());
-    body.insert("max_tokens".into(), request.max_tokens.into());
-    if let Some(system) = prompt.system {
-        body.insert("system".into(), system.into());
-    }
-    body.insert("messages".into(), messages.into());
-    if let Some(temperature) = super::request::temperature_json(request.temperature) {
-        body.insert("temperature".into(), temperature);
-    }
-    if !request.stop.is_empty() {
-        body.insert("stop_sequences".into(), request.stop.clone().into());
-    }
-    if let Some(user_id) = request.metadata.get("user_id") {
-        body.insert("metadata".into(), json!({ "user_id": user_id }));
-    }
-    if stream {
-        body.insert("stream".into(), true.into());
-    }
+    let body = super::body::anthropic(request, &prompt, model, stream);
     RenderedRequest {
         path: PATH.to_owned(),
         headers: vec![
             ("anthropic-version", API_VERSION.to_owned()),
             ("content-type", "application/json".to_owned()),
         ],
-        body: Value::Object(body).to_string().into_bytes(),
+        body,
     }
 }
 

@@ -23,9 +23,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::request::{AuthHeader, Prompt, PromptVariant, RenderedRequest, Request, Role};
+use super::request::{AuthHeader, Prompt, PromptVariant, RenderedRequest, Request};
 use super::response::{
     Completion, ProviderError, StreamItem, TokenUsage, WireError, event_json, json, opt_array,
     opt_str, opt_u64, or_ignored, str_at, u64_at, usage_item,
@@ -53,38 +53,11 @@ pub fn render(
     stream: bool,
 ) -> RenderedRequest {
     let prompt = Prompt::new(request, variant);
-    let contents: Vec<Value> = prompt
-        .turns
-        .iter()
-        .map(|(role, content)| {
-            let role = match role {
-                Role::User => "user",
-                Role::Assistant => "model",
-            };
-            json!({ "role": role, "parts": [{ "text": content }] })
-        })
-        .collect();
-    let mut config = Map::new();
-    config.insert("maxOutputTokens".into(), request.max_tokens.into());
-    if let Some(temperature) = super::request::temperature_json(request.temperature) {
-        config.insert("temperature".into(), temperature);
-    }
-    if !request.stop.is_empty() {
-        config.insert("stopSequences".into(), request.stop.clone().into());
-    }
-    let mut body = Map::new();
-    body.insert("contents".into(), contents.into());
-    if let Some(system) = prompt.system {
-        body.insert(
-            "systemInstruction".into(),
-            json!({ "parts": [{ "text": system }] }),
-        );
-    }
-    body.insert("generationConfig".into(), config.into());
+    let body = super::body::gemini(request, &prompt);
     RenderedRequest {
         path: path(model, stream),
         headers: vec![("content-type", "application/json".to_owned())],
-        body: Value::Object(body).to_string().into_bytes(),
+        body,
     }
 }
 

@@ -11,6 +11,7 @@
 //! `insufficient_quota`, `RESOURCE_EXHAUSTED`): what they mean is the core's business.
 
 pub mod anthropic;
+mod body;
 pub mod gemini;
 pub mod openai;
 mod request;

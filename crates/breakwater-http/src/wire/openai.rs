@@ -18,9 +18,9 @@
 //!   empty and whose `usage` is set; then `data: [DONE]`. A chunk that is an error
 //!   object becomes [`StreamItem::Error`].
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::request::{AuthHeader, Prompt, PromptVariant, RenderedRequest, Request, Role};
+use super::request::{AuthHeader, Prompt, PromptVariant, RenderedRequest, Request};
 use super::response::{
     Completion, ProviderError, StreamItem, TokenUsage, WireError, event_json, json, opt_array,
     opt_str, opt_u64, or_ignored, str_at, usage_item,
@@ -62,39 +62,11 @@ pub fn render_with(
     limit_field: MaxTokensField,
 ) -> RenderedRequest {
     let prompt = Prompt::new(request, variant);
-    let mut messages: Vec<Value> = Vec::with_capacity(prompt.turns.len() + 1);
-    if let Some(system) = prompt.system {
-        messages.push(json!({ "role": "system", "content": system }));
-    }
-    for (role, content) in &prompt.turns {
-        let role = match role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        messages.push(json!({ "role": role, "content": content }));
-    }
-    let limit_name = match limit_field {
-        MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
-        MaxTokensField::MaxTokens => "max_tokens",
-    };
-    let mut body = Map::new();
-    body.insert("model".into(), model.into());
-    body.insert("messages".into(), messages.into());
-    body.insert(limit_name.into(), request.max_tokens.into());
-    if let Some(temperature) = super::request::temperature_json(request.temperature) {
-        body.insert("temperature".into(), temperature);
-    }
-    if !request.stop.is_empty() {
-        body.insert("stop".into(), request.stop.clone().into());
-    }
-    if stream {
-        body.insert("stream".into(), true.into());
-        body.insert("stream_options".into(), json!({ "include_usage": true }));
-    }
+    let body = super::body::openai(request, &prompt, model, stream, limit_field);
     RenderedRequest {
         path: PATH.to_owned(),
         headers: vec![("content-type", "application/json".to_owned())],
-        body: Value::Object(body).to_string().into_bytes(),
+        body,
     }
 }
 

@@ -256,12 +256,3 @@ fn wrap<'a>(content: &'a str, variant: &PromptVariant) -> Cow<'a, str> {
         }
     }
 }
-
-/// The temperature as a JSON number with its shortest decimal form (0.7, not
-/// 0.699999988079071), or `None` when it is absent or not finite.
-pub(crate) fn temperature_json(temperature: Option<f32>) -> Option<serde_json::Value> {
-    let t = temperature.filter(|t| t.is_finite())?;
-    // A finite f32 prints as a decimal that parses back as f64; the fallback is unreachable.
-    let wide = t.to_string().parse::<f64>().unwrap_or(f64::from(t));
-    serde_json::Number::from_f64(wide).map(serde_json::Value::Number)
-}
