@@ -294,6 +294,7 @@ fn batch_results_show_their_cost_and_saving() {
     let per_key = &snapshot.per_key[0];
     assert_eq!((per_key.batch_results, per_key.attempts), (3, 0));
     assert_eq!(per_key.input_tokens, 6_000);
+    assert_eq!(per_key.output_tokens, 1_500);
     assert_eq!(Cost::from_dollars(per_key.cost_dollars), batch);
 }
 

@@ -441,6 +441,7 @@ fn stale_outcomes_are_ignored() {
     );
     plan.on_outcome(now, second.id, Outcome::Success, Usage::default());
     assert!(matches!(plan.poll(now, &mut rng), Action::Finish(f) if f.attempts == 2));
+    assert!(plan.is_finished());
 }
 
 #[test]
