@@ -615,6 +615,15 @@ mod tests {
         };
         let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 3\n";
         assert_eq!(check.run_toml(text).unwrap(), Report { cases: 32 });
+        // Far under a generous ceiling, too.
+        let generous = Check {
+            options: RequestOptions {
+                cost_ceiling: Some(Cost::from_dollars(10.0)),
+                ..check.options
+            },
+            ..check
+        };
+        assert_eq!(generous.run_toml(text).unwrap(), Report { cases: 32 });
     }
 
     #[test]

@@ -458,3 +458,18 @@ proptest! {
         prop_assert_ne!(class, Class::Success);
     }
 }
+
+/// A status class reads as the name its TOML override uses.
+#[test]
+fn a_status_class_displays_its_name() {
+    for class in [
+        StatusClass::Retriable,
+        StatusClass::RateLimited,
+        StatusClass::Overloaded,
+        StatusClass::Ambiguous,
+        StatusClass::NonRetriable,
+    ] {
+        assert_eq!(class.to_string(), class.name());
+    }
+    assert_eq!(StatusClass::RateLimited.to_string(), "rate_limited");
+}
