@@ -139,6 +139,31 @@ pub mod serde_ms {
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Optional {
+        #[serde(default, with = "serde_ms::option")]
+        wait_ms: Option<Duration>,
+    }
+
+    #[test]
+    fn optional_milliseconds_round_trip() {
+        for wait in [
+            None,
+            Some(Duration::ZERO),
+            Some(Duration::from_millis(1_500)),
+        ] {
+            let value = Optional { wait_ms: wait };
+            let json = serde_json::to_string(&value).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Optional>(&json).unwrap(),
+                value,
+                "{json}"
+            );
+        }
+        let read: Optional = serde_json::from_str(r#"{"wait_ms":250}"#).unwrap();
+        assert_eq!(read.wait_ms, Some(Duration::from_millis(250)));
+    }
+
     #[test]
     fn arithmetic_saturates() {
         assert_eq!(Time::MAX + Duration::from_secs(1), Time::MAX);

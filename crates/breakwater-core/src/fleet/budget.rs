@@ -285,7 +285,16 @@ mod tests {
         }
         sync(&mut ma, &mut store, &a, ta);
         sync(&mut mb, &mut store, &b, tb);
-        assert_eq!(available(&b, tb), 2.0, "B sees A's deposits");
+        assert_eq!(available(&b, tb), 2.0, "B sees A's deposits"); // One push at a time: in flight from `begin` until its reply or failure.
+        let push = ma.begin(ta, &a).unwrap();
+        assert!(ma.in_flight());
+        assert!(ma.begin(ta, &a).is_none());
+        ma.abort();
+        assert!(!ma.in_flight());
+        let totals = store.apply(&push);
+        assert!(ma.begin(ta, &a).is_some());
+        ma.finish(ta, &a, &totals);
+        assert!(!ma.in_flight());
     }
 
     #[test]
