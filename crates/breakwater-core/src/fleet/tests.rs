@@ -57,11 +57,15 @@ struct Fleet {
 
 impl Fleet {
     fn new(replicas: u64) -> Fleet {
+        Fleet::with_config(replicas, config())
+    }
+
+    fn with_config(replicas: u64, config: FleetConfig) -> Fleet {
         let nodes = (0..replicas)
             .map(|id| {
                 let registry = registry();
                 let _ = registry.breaker(&key());
-                let mut replica = Replica::new(id, config(), FleetClock::identity());
+                let mut replica = Replica::new(id, config, FleetClock::identity());
                 replica.set_connected(Time::ZERO, &registry, true);
                 Node { registry, replica }
             })
@@ -265,6 +269,68 @@ fn a_failed_probe_reopens_the_key_everywhere() {
             "node {node}"
         );
     }
+}
+
+/// A grant left unused for `grant_idle` goes back to the store, so another replica
+/// may probe in its place.
+#[test]
+fn an_idle_grant_is_released() {
+    let mut fleet = Fleet::with_config(
+        1,
+        FleetConfig {
+            grant_idle: Duration::from_millis(100),
+            ..config()
+        },
+    );
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    fleet.settle();
+    fleet.at(1000);
+    // Half-open and gated: the first admit asks the fleet, the grant comes back.
+    assert!(!a.admit(fleet.now).is_admitted());
+    fleet.settle();
+    assert_eq!(fleet.nodes[0].replica.stats().granted, 1);
+    fleet.at(1100);
+    let node = &mut fleet.nodes[0];
+    let ops = node.replica.poll_ops(fleet.now, &node.registry);
+    assert!(
+        matches!(ops[..], [(_, Op::Release { probes: 1, .. })]),
+        "{ops:?}"
+    );
+}
+
+/// A grant whose probe was taken has nothing to give back.
+#[test]
+fn a_used_grant_is_not_released() {
+    let mut fleet = Fleet::with_config(
+        1,
+        FleetConfig {
+            grant_idle: Duration::from_millis(100),
+            ..config()
+        },
+    );
+    fleet.settle();
+    let a = fleet.breaker(0);
+    for _ in 0..3 {
+        fail(&a, Time::ZERO);
+    }
+    fleet.settle();
+    fleet.at(1000);
+    assert!(!a.admit(fleet.now).is_admitted());
+    fleet.settle();
+    let probe = a.admit(fleet.now);
+    assert!(probe.is_admitted());
+    fleet.at(1100);
+    let node = &mut fleet.nodes[0];
+    let ops = node.replica.poll_ops(fleet.now, &node.registry);
+    assert!(
+        !ops.iter().any(|(_, op)| matches!(op, Op::Release { .. })),
+        "{ops:?}"
+    );
+    drop(probe);
 }
 
 #[test]
