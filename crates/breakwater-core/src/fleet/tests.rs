@@ -271,10 +271,9 @@ fn a_failed_probe_reopens_the_key_everywhere() {
     }
 }
 
-/// A grant left unused for `grant_idle` goes back to the store, so another replica
-/// may probe in its place.
-#[test]
-fn an_idle_grant_is_released() {
+/// One replica whose key tripped at 0 and is half-open at 1 s, gated by the fleet,
+/// with grants idle after 100 ms; and its breaker.
+fn half_open_alone() -> (Fleet, crate::Breaker) {
     let mut fleet = Fleet::with_config(
         1,
         FleetConfig {
@@ -289,6 +288,14 @@ fn an_idle_grant_is_released() {
     }
     fleet.settle();
     fleet.at(1000);
+    (fleet, a)
+}
+
+/// A grant left unused for `grant_idle` goes back to the store, so another replica
+/// may probe in its place.
+#[test]
+fn an_idle_grant_is_released() {
+    let (mut fleet, a) = half_open_alone();
     // Half-open and gated: the first admit asks the fleet, the grant comes back.
     assert!(!a.admit(fleet.now).is_admitted());
     fleet.settle();
@@ -305,20 +312,7 @@ fn an_idle_grant_is_released() {
 /// A grant whose probe was taken has nothing to give back.
 #[test]
 fn a_used_grant_is_not_released() {
-    let mut fleet = Fleet::with_config(
-        1,
-        FleetConfig {
-            grant_idle: Duration::from_millis(100),
-            ..config()
-        },
-    );
-    fleet.settle();
-    let a = fleet.breaker(0);
-    for _ in 0..3 {
-        fail(&a, Time::ZERO);
-    }
-    fleet.settle();
-    fleet.at(1000);
+    let (mut fleet, a) = half_open_alone();
     assert!(!a.admit(fleet.now).is_admitted());
     fleet.settle();
     let probe = a.admit(fleet.now);
