@@ -12,52 +12,8 @@ use std::time::Duration;
 
 use breakwater_sim::engine::run_policy;
 use breakwater_sim::policy::PolicySetup;
-use breakwater_sim::scenario::{Preset, Scenario};
+use breakwater_sim::scenario::Preset;
 use criterion::{Criterion, Throughput};
-
-/// Requests each case plays.
-const REQUESTS: u64 = 100_000;
-
-/// A storm-free LLM provider with room for every worker, and `clients` closed-loop
-/// workers (1 s think time, so all of them have requests out at once).
-fn scenario(clients: u32) -> Scenario {
-    let src = format!(
-        r#"
-name = "engine throughput, {clients} clients"
-seed = 1
-duration_s = 3600
-policies = ["breakwater"]
-
-[[provider]]
-name = "llm"
-kind = "llm"
-concurrency = {clients}
-queue_limit = {clients}
-overload_start = {clients}
-overload_full = {full}
-ttft = {{ median_ms = 500, sigma = 0.4 }}
-per_token = {{ median_ms = 2, sigma = 0.25 }}
-[[provider.model]]
-name = "m"
-input_price = 3.0
-output_price = 15.0
-
-[[clients]]
-name = "workers"
-kind = "closed"
-workers = {clients}
-think_ms = 1000
-requests = {REQUESTS}
-input_tokens = {{ median = 1000, sigma = 0.5 }}
-output_tokens = {{ median = 200, sigma = 0.5 }}
-deadline_ms = 30000
-"#,
-        full = 2 * clients,
-    );
-    // The text above is a valid scenario for any positive `clients`.
-    #[allow(clippy::expect_used)]
-    Scenario::from_toml(&src).expect("valid bench scenario")
-}
 
 pub(crate) fn engine(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim_engine");
@@ -68,7 +24,8 @@ pub(crate) fn engine(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
     for clients in [1_000, 10_000, 100_000] {
-        let scenario = scenario(clients);
+        let scenario =
+            breakwater_benches::engine::scenario(clients, breakwater_benches::engine::REQUESTS);
         let setup = PolicySetup::preset(&scenario, Preset::Breakwater, "breakwater");
         #[allow(clippy::expect_used)]
         let events = run_policy(&scenario, &setup)

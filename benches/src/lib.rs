@@ -2,6 +2,7 @@
 //! registries the benches measure, built the same way every time.
 
 pub mod adapter;
+pub mod engine;
 pub mod loopback;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the events it prints:
 //!
 //! ```text
-//! cargo build --release -p breakwater-sim --example engine_loop
+//! cargo build --profile bench -p breakwater-benches --example engine_loop
 //! valgrind --tool=callgrind target/release/examples/engine_loop 1000 100000
 //! ```
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -13,46 +13,7 @@ use std::hint::black_box;
 
 use breakwater_sim::engine::run_policy;
 use breakwater_sim::policy::PolicySetup;
-use breakwater_sim::scenario::{Preset, Scenario};
-
-/// The bench's scenario: a storm-free LLM provider with room for every worker, and
-/// `clients` closed-loop workers with a 1 s think time.
-fn scenario(clients: u32, requests: u64) -> Scenario {
-    let src = format!(
-        r#"
-name = "engine throughput, {clients} clients"
-seed = 1
-duration_s = 3600
-policies = ["breakwater"]
-
-[[provider]]
-name = "llm"
-kind = "llm"
-concurrency = {clients}
-queue_limit = {clients}
-overload_start = {clients}
-overload_full = {full}
-ttft = {{ median_ms = 500, sigma = 0.4 }}
-per_token = {{ median_ms = 2, sigma = 0.25 }}
-[[provider.model]]
-name = "m"
-input_price = 3.0
-output_price = 15.0
-
-[[clients]]
-name = "workers"
-kind = "closed"
-workers = {clients}
-think_ms = 1000
-requests = {requests}
-input_tokens = {{ median = 1000, sigma = 0.5 }}
-output_tokens = {{ median = 200, sigma = 0.5 }}
-deadline_ms = 30000
-"#,
-        full = 2 * clients,
-    );
-    Scenario::from_toml(&src).expect("valid scenario")
-}
+use breakwater_sim::scenario::Preset;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -60,7 +21,7 @@ fn main() {
     let requests: u64 = args
         .get(2)
         .map_or(100_000, |a| a.parse().expect("requests"));
-    let scenario = scenario(clients, requests);
+    let scenario = breakwater_benches::engine::scenario(clients, requests);
     let setup = PolicySetup::preset(&scenario, Preset::Breakwater, "breakwater");
     let run = black_box(run_policy(&scenario, &setup).expect("the scenario runs"));
     // A digest of everything the run produced, to check that a change kept the output.
