@@ -444,23 +444,32 @@ fn stale_outcomes_are_ignored() {
     assert!(plan.is_finished());
 }
 
-#[test]
-fn context_window_errors_take_the_conditional_step() {
+/// [`TWO_STEPS`] and a third step, Gemini, taken only for a context-window error.
+fn with_large_context_step() -> (Registry, Route) {
     let route_text = format!(
         "{TWO_STEPS}\n[[step]]\nprovider = \"gemini\"\nmodel = \"gemini-2.5-pro\"\nwhen = \"context_window_exceeded\"\nattempts = 1\n"
     );
-    let (_registry, route) = setup(&route_text, RegistryConfig::default());
+    setup(&route_text, RegistryConfig::default())
+}
+
+fn too_long() -> Outcome {
+    Outcome::Status {
+        status: 400,
+        error: Some(ErrorCode::ContextWindowExceeded),
+        hints: Hints::default(),
+    }
+}
+
+#[test]
+fn context_window_errors_take_the_conditional_step() {
+    let (_registry, route) = with_large_context_step();
     let mut plan = Plan::new(
         &route,
         TaskKind::Interactive,
         Deadline::after(Time::ZERO, secs(60)),
         RequestOptions::default(),
     );
-    let too_long = Outcome::Status {
-        status: 400,
-        error: Some(ErrorCode::ContextWindowExceeded),
-        hints: Hints::default(),
-    };
+    let too_long = too_long();
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, _| {
         if n == 0 {
             (ms(100), too_long, Usage::default())
@@ -724,21 +733,14 @@ fn a_requests_first_attempt_earns_its_retry() {
 /// entered again.
 #[test]
 fn the_conditional_step_failing_the_same_way_ends_the_request() {
-    let route_text = format!(
-        "{TWO_STEPS}\n[[step]]\nprovider = \"gemini\"\nmodel = \"gemini-2.5-pro\"\nwhen = \"context_window_exceeded\"\nattempts = 2\n"
-    );
-    let (_registry, route) = setup(&route_text, RegistryConfig::default());
+    let (_registry, route) = with_large_context_step();
     let mut plan = Plan::new(
         &route,
         TaskKind::Critical,
         Deadline::after(Time::ZERO, secs(60)),
         RequestOptions::default(),
     );
-    let too_long = Outcome::Status {
-        status: 400,
-        error: Some(ErrorCode::ContextWindowExceeded),
-        hints: Hints::default(),
-    };
+    let too_long = too_long();
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
         (ms(100), too_long, Usage::default())
     });
