@@ -675,15 +675,11 @@ fn the_cost_ceiling_stops_expensive_retries() {
     assert!(finished.cost <= Cost::from_dollars(0.05));
 }
 
-#[test]
-fn a_refused_retry_moves_to_the_next_step() {
+/// The steps of the attempts of a critical request over [`TWO_STEPS`] whose every
+/// attempt gets a 503, with `budget` per provider and no breaker.
+fn steps_of_a_failing_request(budget: BudgetConfig) -> Vec<usize> {
     let registry = RegistryConfig {
-        budget: Some(BudgetConfig::Quota(QuotaConfig {
-            capacity: 10,
-            retry_cost: 5,
-            timeout_cost: 10,
-            success_refund: 1,
-        })),
+        budget: Some(budget),
         breaker: None,
         ..RegistryConfig::default()
     };
@@ -697,36 +693,33 @@ fn a_refused_retry_moves_to_the_next_step() {
     let (_, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
         (ms(100), status(503), Usage::default())
     });
+    attempts(&seen)
+}
+
+#[test]
+fn a_refused_retry_moves_to_the_next_step() {
+    let steps = steps_of_a_failing_request(BudgetConfig::Quota(QuotaConfig {
+        capacity: 10,
+        retry_cost: 5,
+        timeout_cost: 10,
+        success_refund: 1,
+    }));
     // Two retries of 5 tokens each on anthropic's budget, then on to openai (its own
     // budget, per provider): first attempt plus one retry allowed.
-    assert_eq!(attempts(&seen), [0, 0, 0, 1, 1]);
+    assert_eq!(steps, [0, 0, 0, 1, 1]);
 }
 
 /// A ratio budget earns its credit from each request's first attempt at a step, so
 /// one request with nothing else in the budget gets exactly the retries it earned.
 #[test]
 fn a_requests_first_attempt_earns_its_retry() {
-    let registry = RegistryConfig {
-        budget: Some(BudgetConfig::Ratio(crate::budget::RatioConfig {
-            ratio: 1.0,
-            min_per_sec: 0,
-            ttl: secs(10),
-        })),
-        breaker: None,
-        ..RegistryConfig::default()
-    };
-    let (_registry, route) = setup(TWO_STEPS, registry);
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Critical,
-        Deadline::after(Time::ZERO, secs(120)),
-        RequestOptions::default(),
-    );
-    let (_, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
-        (ms(100), status(503), Usage::default())
-    });
+    let steps = steps_of_a_failing_request(BudgetConfig::Ratio(crate::budget::RatioConfig {
+        ratio: 1.0,
+        min_per_sec: 0,
+        ttl: secs(10),
+    }));
     // One retry per step, each on its provider's budget, from that step's first attempt.
-    assert_eq!(attempts(&seen), [0, 0, 1, 1]);
+    assert_eq!(steps, [0, 0, 1, 1]);
 }
 
 /// The conditional step's own context-window error ends the request: the step is not
