@@ -18,7 +18,7 @@ use crate::budget::{
 };
 use crate::key::KeyHasher;
 use crate::sync::Ordering::Relaxed;
-use crate::sync::{Arc, AtomicBool, Mutex, RwLock};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, RwLock};
 use crate::{Key, Time};
 
 /// How budgets are shared between keys.
@@ -183,9 +183,20 @@ fn stable_hash(key: &Key) -> u64 {
 /// A retry budget shared by every request that draws from it (a lock around the
 /// plain [`Budget`]: budget operations are a handful of integer steps).
 ///
-/// [`on_attempt`](Self::on_attempt) skips the lock for a kind whose balance attempt
-/// outcomes do not change (the ratio bucket): a request's success path then locks
-/// the budget once, for its deposit.
+/// The per-request calls avoid the lock where the kind allows:
+///
+/// - [`on_request`](Self::on_request) on a ratio bucket, while its current window
+///   lasts, only counts the request (one `fetch_add`); every call that takes the lock
+///   first deposits what was counted, into the current window, and only then acts. The
+///   window only moves under the lock, so a counted request lands in the window that
+///   was current when it was counted: the same balance and answers as if it had taken
+///   the lock at that instant (loom checks the race with a window move).
+///   One exception: requests counted while [`with_mut`](Self::with_mut) replaces the
+///   budget go to the new budget's current window.
+/// - [`on_attempt`](Self::on_attempt) skips the lock for a kind whose balance attempt
+///   outcomes do not change (the ratio bucket).
+///
+/// So a ratio-budgeted request's success path takes no lock at all.
 #[derive(Clone, Debug)]
 pub struct SharedBudget(Arc<Shared>);
 
@@ -197,6 +208,14 @@ struct Shared {
     /// it publishes nothing else. A reader that sees the old value acts as if its call
     /// came just before the change, which it may have.
     counts_attempts: AtomicBool,
+    /// [`Budget::deferrable_until`], republished under the lock after every call that
+    /// may move it; read `Relaxed` without the lock. It only grows while the kind stays
+    /// a ratio bucket, so a stale value is an earlier instant and only sends a request
+    /// to the lock when it could have been counted.
+    deferrable_until: AtomicU64,
+    /// Requests counted without the lock, not yet deposited. Every holder of the lock
+    /// takes them (a `swap` to 0, under the lock, so exactly one holder deposits each).
+    pending: AtomicU64,
     budget: Mutex<Budget>,
 }
 
@@ -206,18 +225,25 @@ impl SharedBudget {
     pub fn new(budget: Budget) -> SharedBudget {
         SharedBudget(Arc::new(Shared {
             counts_attempts: AtomicBool::new(budget.counts_attempts()),
+            deferrable_until: AtomicU64::new(budget.deferrable_until()),
+            pending: AtomicU64::new(0),
             budget: Mutex::new(budget),
         }))
     }
 
     /// See [`RetryBudget::on_request`].
+    #[inline]
     pub fn on_request(&self, now: Time) {
-        self.0.budget.lock().on_request(now);
+        if now.as_nanos() < self.0.deferrable_until.load(Relaxed) {
+            self.0.pending.fetch_add(1, Relaxed);
+            return;
+        }
+        self.locked(|budget| budget.on_request(now));
     }
 
     /// See [`RetryBudget::try_withdraw`].
     pub fn try_withdraw(&self, now: Time, reason: RetryReason) -> Result<Withdrawal, Refused> {
-        self.0.budget.lock().try_withdraw(now, reason)
+        self.locked(|budget| budget.try_withdraw(now, reason))
     }
 
     /// See [`RetryBudget::on_attempt`]. Takes no lock when the kind ignores attempt
@@ -225,31 +251,62 @@ impl SharedBudget {
     #[inline]
     pub fn on_attempt(&self, now: Time, success: bool, withdrawal: Option<Withdrawal>) {
         if self.0.counts_attempts.load(Relaxed) {
-            self.0.budget.lock().on_attempt(now, success, withdrawal);
+            self.locked(|budget| budget.on_attempt(now, success, withdrawal));
         }
     }
 
     /// Runs `f` on the budget under its lock, mutably (the fleet layer merges the
-    /// fleet's balance in this way).
+    /// fleet's balance in this way). Requests counted without the lock are deposited
+    /// first.
     pub fn with_mut<T>(&self, f: impl FnOnce(&mut Budget) -> T) -> T {
-        let mut budget = self.0.budget.lock();
+        let shared = &*self.0;
+        let mut budget = shared.budget.lock();
+        deposit_pending(shared, &mut budget);
         let out = f(&mut budget);
         // `f` may have replaced the budget with another kind.
-        self.0
+        shared
             .counts_attempts
             .store(budget.counts_attempts(), Relaxed);
+        shared
+            .deferrable_until
+            .store(budget.deferrable_until(), Relaxed);
         out
     }
 
-    /// Runs `f` on the budget under its lock (for inspection).
+    /// Runs `f` on the budget under its lock (for inspection), after depositing the
+    /// requests counted without it.
     pub fn with<T>(&self, f: impl FnOnce(&Budget) -> T) -> T {
-        f(&self.0.budget.lock())
+        self.locked(|budget| f(budget))
     }
 
     /// Whether `self` and `other` are the same budget.
     #[must_use]
     pub fn ptr_eq(&self, other: &SharedBudget) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Runs `f` under the lock, after the pending deposits, and republishes how long
+    /// requests may be deferred (`f` may have moved the window).
+    fn locked<T>(&self, f: impl FnOnce(&mut Budget) -> T) -> T {
+        let shared = &*self.0;
+        let mut budget = shared.budget.lock();
+        deposit_pending(shared, &mut budget);
+        let out = f(&mut budget);
+        let until = budget.deferrable_until();
+        if shared.deferrable_until.load(Relaxed) != until {
+            shared.deferrable_until.store(until, Relaxed);
+        }
+        out
+    }
+}
+
+/// Deposits the requests counted without the lock; `budget` is `shared`'s, locked.
+#[inline]
+fn deposit_pending(shared: &Shared, budget: &mut Budget) {
+    // Skip the swap (a write to a line every request touches) when nothing is pending.
+    if shared.pending.load(Relaxed) != 0 {
+        let requests = shared.pending.swap(0, Relaxed);
+        budget.deposit_requests(requests);
     }
 }
 
@@ -326,6 +383,118 @@ mod tests {
         assert_eq!(ratio.with(|b| b.available(now)), 99.0);
         ratio.on_attempt(now, true, w);
         assert_eq!(ratio.with(|b| b.available(now)), 100.0);
+    }
+
+    fn ratio(ratio: f64, min_per_sec: u32) -> SharedBudget {
+        use crate::budget::RatioConfig;
+        SharedBudget::new(Budget::new(&BudgetConfig::Ratio(RatioConfig {
+            ratio,
+            min_per_sec,
+            ..RatioConfig::default()
+        })))
+    }
+
+    #[test]
+    fn requests_counted_without_the_lock_are_deposited_before_a_withdrawal() {
+        // No reserve: only deposits pay for a retry; two requests at 0.5 pay for one.
+        let budget = ratio(0.5, 0);
+        let now = Time::from_millis(1500);
+        budget.on_request(now);
+        assert!(budget.try_withdraw(now, RetryReason::Error).is_err());
+        // The window [1 s, 2 s) is current now: this one is only counted...
+        budget.on_request(now);
+        assert_eq!(budget.0.pending.load(Relaxed), 1);
+        // ...and deposited by the next call under the lock, before it answers.
+        assert!(budget.try_withdraw(now, RetryReason::Error).is_ok());
+        assert_eq!(budget.0.pending.load(Relaxed), 0);
+        assert_eq!(budget.with(|b| b.available(now)), 0.0);
+    }
+
+    #[test]
+    fn a_counted_request_lives_in_the_window_it_was_counted_in() {
+        let budget = ratio(1.0, 0);
+        budget.on_request(Time::from_millis(1500));
+        budget.on_request(Time::from_millis(1600));
+        assert_eq!(budget.0.pending.load(Relaxed), 1);
+        // Both belong to window [1 s, 2 s) and expire ten windows (the 10 s ttl) later.
+        let at = |ms| budget.with(|b| b.available(Time::from_millis(ms)));
+        assert_eq!(at(10_999), 2.0);
+        assert_eq!(at(11_000), 0.0);
+        // A request at the window's end is not deferred: it deposits the counted one
+        // into the window it was counted in, then moves the window for its own.
+        let budget = ratio(1.0, 0);
+        budget.on_request(Time::from_millis(1500));
+        budget.on_request(Time::from_millis(1600));
+        budget.on_request(Time::from_secs(2));
+        assert_eq!(budget.0.pending.load(Relaxed), 0);
+        let at = |ms| budget.with(|b| b.available(Time::from_millis(ms)));
+        assert_eq!((at(11_000), at(12_000)), (1.0, 0.0));
+    }
+
+    #[test]
+    fn counted_requests_replaced_with_the_kind_are_dropped() {
+        use crate::budget::QuotaConfig;
+        let budget = ratio(1.0, 0);
+        budget.on_request(Time::from_millis(1500));
+        budget.on_request(Time::from_millis(1600));
+        // The replacement runs after the deposit; a quota then ignores requests, and
+        // nothing is deferred any more.
+        let before = budget.with_mut(|b| {
+            let before = b.available(Time::from_millis(1600));
+            *b = Budget::new(&BudgetConfig::Quota(QuotaConfig::default()));
+            before
+        });
+        assert_eq!(before, 2.0);
+        assert_eq!(budget.0.deferrable_until.load(Relaxed), 0);
+        budget.on_request(Time::from_millis(1700));
+        assert_eq!(budget.0.pending.load(Relaxed), 0);
+        // Counted under a ratio bucket, deposited into a quota: nothing happens.
+        budget.0.pending.store(3, Relaxed);
+        assert_eq!(budget.with(|b| b.available(Time::from_secs(2))), 100.0);
+        assert_eq!(budget.0.pending.load(Relaxed), 0);
+    }
+
+    proptest::proptest! {
+        /// Driven from one thread, a shared ratio bucket (which defers deposits)
+        /// answers every call as the plain one does.
+        #[test]
+        fn a_shared_ratio_budget_answers_as_the_plain_one(
+            milli in 0u32..2_000,
+            min_per_sec in 0u32..5,
+            ttl_ms in 1u64..20_000,
+            ops in proptest::collection::vec((0u64..3_000, 0u8..4), 1..100),
+        ) {
+            use crate::budget::RatioConfig;
+            let config = BudgetConfig::Ratio(RatioConfig {
+                ratio: f64::from(milli) / 1000.0,
+                min_per_sec,
+                ttl: std::time::Duration::from_millis(ttl_ms),
+            });
+            let shared = SharedBudget::new(Budget::new(&config));
+            let mut plain = Budget::new(&config);
+            let mut now = Time::ZERO;
+            for (step_ms, op) in ops {
+                now = now + std::time::Duration::from_millis(step_ms);
+                match op {
+                    0 | 1 => {
+                        shared.on_request(now);
+                        plain.on_request(now);
+                    }
+                    2 => {
+                        let a = shared.try_withdraw(now, RetryReason::Error);
+                        let b = plain.try_withdraw(now, RetryReason::Error);
+                        proptest::prop_assert_eq!(
+                            a.map(Withdrawal::cost),
+                            b.map(Withdrawal::cost)
+                        );
+                    }
+                    _ => proptest::prop_assert_eq!(
+                        shared.with(|b| b.available(now)),
+                        plain.available(now)
+                    ),
+                }
+            }
+        }
     }
 
     #[test]

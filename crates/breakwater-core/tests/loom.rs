@@ -383,6 +383,32 @@ fn ratio_balance_stays_in_range_under_racing_deposits_and_withdrawals() {
     );
 }
 
+/// A request counted without the lock races a request that moves the ratio bucket to
+/// the next window: the counted one lands in the window that was current when it was
+/// counted, so the end is that of one of the two serial orders (its deposit in the
+/// first window, expired at 11.5 s, or in the second, still live), and nothing counts
+/// twice or is lost (everything has expired at 12 s).
+#[test]
+fn a_counted_request_racing_a_window_move_lands_in_one_window() {
+    let ms = Time::from_millis;
+    model(move || {
+        let budget = SharedBudget::new(Budget::new(&BudgetConfig::Ratio(RatioConfig {
+            ratio: 1.0,
+            min_per_sec: 0,
+            ttl: Duration::from_secs(10),
+        })));
+        // Window [1 s, 2 s) is current: requests before 2 s are only counted.
+        budget.on_request(ms(1200));
+        let other = budget.clone();
+        let counted = thread::spawn(move || other.on_request(ms(1500)));
+        budget.on_request(ms(2500));
+        counted.join().expect("no panic");
+        let at = |t| budget.with(|b| b.available(ms(t)));
+        let live = (at(11_500), at(12_000));
+        assert!(live == (1.0, 0.0) || live == (2.0, 0.0), "{live:?}");
+    });
+}
+
 /// Two probes of one half-open period succeed at once: both count, and it closes once.
 #[test]
 fn racing_probe_successes_close_it_once() {

@@ -232,6 +232,28 @@ impl Budget {
         !matches!(self, Budget::Ratio(_))
     }
 
+    /// Before which instant (nanoseconds) a request only adds to the balance, with no
+    /// other effect, so that a shared budget may count requests without its lock and
+    /// deposit them in bulk ([`deposit_requests`](Self::deposit_requests)): the ratio
+    /// bucket's current window end; 0 (never) for the other kinds.
+    pub(crate) fn deferrable_until(&self) -> u64 {
+        match self {
+            Budget::Ratio(budget) => budget.window_end(),
+            Budget::Throttle(_) | Budget::Quota(_) => 0,
+        }
+    }
+
+    /// Deposits `requests` requests counted without the lock: for the ratio bucket,
+    /// into the current window (where they were counted). The other kinds ignore
+    /// requests (one can only get here if it replaced a ratio bucket while they were
+    /// being counted).
+    pub(crate) fn deposit_requests(&mut self, requests: u64) {
+        match self {
+            Budget::Ratio(budget) => budget.deposit_requests(requests),
+            Budget::Throttle(_) | Budget::Quota(_) => {}
+        }
+    }
+
     /// How many retries the budget would allow now, for metrics: see each kind's
     /// `available`.
     #[must_use]

@@ -179,6 +179,23 @@ impl RatioBudget {
         }
     }
 
+    /// Where the current window ends, in nanoseconds: a request before it only adds
+    /// the deposit to the current slot, so [`SharedBudget`](crate::registry::SharedBudget)
+    /// may count it without the lock and deposit it later
+    /// ([`deposit_requests`](Self::deposit_requests)).
+    pub(crate) fn window_end(&self) -> u64 {
+        self.window_end
+    }
+
+    /// Deposits `requests` requests' share into the current window, without moving it:
+    /// what `requests` calls of [`on_request`](RetryBudget::on_request) before the
+    /// window's end would have done (saturating, as they do).
+    pub(crate) fn deposit_requests(&mut self, requests: u64) {
+        let units =
+            i64::try_from(i128::from(self.deposit) * i128::from(requests)).unwrap_or(i64::MAX);
+        self.add_to_current(units);
+    }
+
     /// How many windows an entry lives (the `ttl` in windows).
     pub(crate) const SLOTS: u64 = SLOTS as u64;
 
