@@ -62,7 +62,7 @@ fn main() {
                 };
                 let done = now + Duration::from_millis(800);
                 plan.on_outcome(done, attempt.id, Outcome::Success, Usage::new(1000, 200));
-                let _ = black_box(plan.poll(done, &mut rng));
+                black_box(&plan.poll(done, &mut rng));
             }
         }
         "ratio" | "throttle" | "quota" => {

@@ -583,6 +583,8 @@ impl<'r> Plan<'r> {
 
     /// Decides a retry at the current step: the wait, whether it fits the deadline,
     /// and the budget's say.
+    // Off the success path: out of line, so that the callers on it stay small.
+    #[inline(never)]
     fn decide_retry<R: Rng + ?Sized>(
         &mut self,
         now: Time,
@@ -637,6 +639,8 @@ impl<'r> Plan<'r> {
 
     /// Moves to the next unconditional step; ends the chain when there is none (a
     /// conditional step is the end of its own chain). Returns whether a step is left.
+    // Off the success path: out of line, so that the callers on it stay small.
+    #[inline(never)]
     fn advance(&mut self) -> bool {
         let next = if self.route.steps[self.step].when.is_some() {
             None
@@ -665,6 +669,8 @@ impl<'r> Plan<'r> {
         self.withdrawal = None;
     }
 
+    // Off the success path: out of line, so that the callers on it stay small.
+    #[inline(never)]
     fn end_chain(&mut self, reason: FailReason) -> Option<Attempt<'r>> {
         self.ended = Some(reason);
         self.phase = Phase::Degrading;
@@ -678,6 +684,8 @@ impl<'r> Plan<'r> {
     }
 
     /// Tries the task kind's degradation options in order; fails when none is left.
+    // Off the success path: out of line, so that the callers on it stay small.
+    #[inline(never)]
     fn degrade(&mut self, now: Time) -> Action<'r> {
         let options = match self.kind {
             TaskKind::Interactive => &self.route.degrade.interactive,
@@ -706,6 +714,8 @@ impl<'r> Plan<'r> {
         Action::Finish(self.finished(resolution, elapsed))
     }
 
+    // Off the success path: out of line, so that the callers on it stay small.
+    #[inline(never)]
     fn skip(&mut self, now: Time, skip: Skip) {
         self.history.push(Entry {
             step: self.step,
