@@ -151,7 +151,7 @@ impl Metrics {
             && finished
                 .history
                 .attempts()
-                .any(|(step, _, _)| step != first_step(route))
+                .any(|(step, _, _)| step != route.first_step())
         {
             o.fallbacks += 1;
         }
@@ -356,10 +356,6 @@ fn same_names(a: &Key, b: &Key) -> bool {
     a.stable_hash() == b.stable_hash()
         && std::ptr::eq(a.provider(), b.provider())
         && std::ptr::eq(a.model(), b.model())
-}
-
-fn first_step(route: &Route) -> usize {
-    route.next_step(0).unwrap_or(0)
 }
 
 fn ratio(n: u64, d: u64) -> f64 {

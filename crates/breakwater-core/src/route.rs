@@ -336,6 +336,9 @@ impl RouteConfig {
 pub struct Route {
     name: String,
     pub(crate) steps: Vec<Step>,
+    /// The first unconditional step: where every request starts (0 if there is none,
+    /// which validation rules out).
+    first: usize,
     pub(crate) plan: PlanConfig,
     pub(crate) taxonomy: Taxonomy,
     pub(crate) degrade: Degradation,
@@ -390,9 +393,10 @@ impl Route {
                     key,
                 }
             })
-            .collect();
+            .collect::<Vec<Step>>();
         Ok(Route {
             name: config.name.clone(),
+            first: steps.iter().position(|s| s.when.is_none()).unwrap_or(0),
             steps,
             plan: config.plan,
             taxonomy: config.taxonomy.clone(),
@@ -503,6 +507,12 @@ impl Route {
     #[must_use]
     pub fn price(&self, index: usize) -> Option<Price> {
         self.steps.get(index).map(|s| s.price)
+    }
+
+    /// The first unconditional step: where every request starts.
+    #[inline]
+    pub(crate) fn first_step(&self) -> usize {
+        self.first
     }
 
     /// The first unconditional step at or after `from`.

@@ -241,7 +241,7 @@ impl<'r> Plan<'r> {
             deadline,
             options,
             phase: Phase::Ready,
-            step: route.next_step(0).unwrap_or(0),
+            step: route.first_step(),
             tries: 0,
             last_delay: None,
             withdrawal: None,
@@ -556,8 +556,7 @@ impl<'r> Plan<'r> {
                 .deadline
                 .attempt_timeout(now, step.timeout)
                 .unwrap_or(Duration::ZERO);
-            let first = route.next_step(0).unwrap_or(0);
-            let fallback = self.step != first;
+            let fallback = self.step != route.first_step();
             self.fallback_used |= fallback;
             self.tries += 1;
             self.attempts += 1;
