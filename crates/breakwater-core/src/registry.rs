@@ -2,20 +2,22 @@
 //! retry budget per provider (or per key, or one for all).
 //!
 //! A [`Registry`] is `Send + Sync`; share it by reference or in an `Arc`. Keys are
-//! resolved once, when a route is [bound](Registry::bind): a bound route holds its
+//! resolved once, when a route is [bound](crate::Route::bind): a bound route holds its
 //! steps' breaker and budget handles, so the per-attempt path does no map look-up.
 //!
 //! The registry is the in-process state store. The same handles are where a
 //! fleet-wide store (shared breakers and budgets across replicas) plugs in.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::{Breaker, BreakerConfig, BreakerError};
+use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerError, Permit};
 use crate::budget::{
     Budget, BudgetConfig, BudgetError, Refused, RetryBudget, RetryReason, Withdrawal,
 };
+use crate::class::Class;
 use crate::key::KeyHasher;
 use crate::sync::Ordering::Relaxed;
 use crate::sync::{Arc, AtomicBool, Mutex, RwLock};
@@ -116,18 +118,39 @@ impl Registry {
     /// `key`'s breaker, made on first use; `None` when breakers are off.
     #[must_use]
     pub fn breaker(&self, key: &Key) -> Option<Breaker> {
+        self.with_breaker(key, Breaker::clone)
+    }
+
+    /// [`Breaker::admit`] on `key`'s breaker (made on first use) without taking a
+    /// handle to it; `None` when breakers are off. Record the permit with
+    /// [`record`](Self::record) under the same key.
+    ///
+    /// For a caller that has a key but no bound route: a look-up with no
+    /// reference-count round trip on the breaker (a [bound](crate::Route::bind) route holds
+    /// its handles and looks nothing up).
+    pub fn admit(&self, key: &Key, now: Time) -> Option<Admit> {
+        self.with_breaker(key, |breaker| breaker.admit(now))
+    }
+
+    /// [`Breaker::record`] on `key`'s breaker (made on first use); nothing when
+    /// breakers are off.
+    pub fn record(&self, key: &Key, now: Time, permit: Permit, class: &Class, latency: Duration) {
+        self.with_breaker(key, |breaker| breaker.record(now, permit, class, latency));
+    }
+
+    /// Runs `f` on `key`'s breaker, made on first use; `None` when breakers are off.
+    /// `f` runs under the map's read lock: it must not look up a breaker.
+    fn with_breaker<T>(&self, key: &Key, f: impl FnOnce(&Breaker) -> T) -> Option<T> {
         let config = self.config.breaker.as_ref()?;
         if let Some(found) = self.breakers.read().get(key) {
-            return Some(found.clone());
+            return Some(f(found));
         }
         let mut breakers = self.breakers.write();
         let seed = self.config.seed ^ stable_hash(key);
-        Some(
-            breakers
-                .entry(key.clone())
-                .or_insert_with(|| Breaker::new(config.clone(), seed))
-                .clone(),
-        )
+        let made = breakers
+            .entry(key.clone())
+            .or_insert_with(|| Breaker::new(config.clone(), seed));
+        Some(f(made))
     }
 
     /// The budget that retries to `key` draw from, made on first use; `None` when
@@ -277,6 +300,37 @@ mod tests {
     }
 
     #[test]
+    fn admit_and_record_by_key_reach_the_keys_breaker() {
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let now = Time::from_secs(1);
+        let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
+        // Made on first use, by admit alone; the same names, separately allocated, find it.
+        let failures = BreakerConfig::default().consecutive_failures.unwrap();
+        for _ in 0..failures {
+            let Some(Admit::Admitted(permit)) = registry.admit(&sonnet, now) else {
+                panic!("a closed breaker admits");
+            };
+            let again = Key::new("anthropic", "claude-sonnet-4-5");
+            registry.record(&again, now, permit, &Class::Retriable, Duration::ZERO);
+        }
+        assert_eq!(registry.keys(), vec![sonnet.clone()]);
+        assert!(matches!(
+            registry.breaker(&sonnet).unwrap().state(now),
+            crate::breaker::State::Open { .. }
+        ));
+        assert!(matches!(
+            registry.admit(&sonnet, now),
+            Some(Admit::Rejected(_))
+        ));
+        // Another key's breaker is untouched.
+        let haiku = Key::new("anthropic", "claude-haiku-4-5");
+        assert!(matches!(
+            registry.admit(&haiku, now),
+            Some(Admit::Admitted(_))
+        ));
+    }
+
+    #[test]
     fn budget_scope_decides_sharing() {
         let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
         let haiku = Key::new("anthropic", "claude-haiku-4-5");
@@ -338,6 +392,13 @@ mod tests {
         .unwrap();
         let key = Key::new("a", "b");
         assert!(registry.breaker(&key).is_none());
+        assert!(registry.admit(&key, Time::ZERO).is_none());
+        let permit = Breaker::new(BreakerConfig::default(), 0)
+            .admit(Time::ZERO)
+            .into_result()
+            .unwrap();
+        registry.record(&key, Time::ZERO, permit, &Class::Success, Duration::ZERO);
+        assert!(registry.keys().is_empty());
         assert!(registry.budget(&key).is_none());
     }
 
