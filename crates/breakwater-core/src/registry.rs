@@ -8,7 +8,9 @@
 //! The registry is the in-process state store. The same handles are where a
 //! fleet-wide store (shared breakers and budgets across replicas) plugs in.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -89,7 +91,9 @@ impl std::error::Error for RegistryError {}
 #[derive(Debug)]
 pub struct Registry {
     config: RegistryConfig,
-    breakers: RwLock<HashMap<Key, Breaker, KeyHasher>>,
+    /// Each breaker carries its key: an entry is one pointer, so the table stays
+    /// small, and a look-up reads the key and the gate from one cache line.
+    breakers: RwLock<HashSet<Entry, KeyHasher>>,
     budgets: RwLock<HashMap<Key, SharedBudget, KeyHasher>>,
 }
 
@@ -104,7 +108,7 @@ impl Registry {
         }
         Ok(Registry {
             config,
-            breakers: RwLock::new(HashMap::default()),
+            breakers: RwLock::new(HashSet::default()),
             budgets: RwLock::new(HashMap::default()),
         })
     }
@@ -143,14 +147,21 @@ impl Registry {
     fn with_breaker<T>(&self, key: &Key, f: impl FnOnce(&Breaker) -> T) -> Option<T> {
         let config = self.config.breaker.as_ref()?;
         if let Some(found) = self.breakers.read().get(key) {
-            return Some(f(found));
+            return Some(f(&found.0));
         }
         let mut breakers = self.breakers.write();
-        let seed = self.config.seed ^ stable_hash(key);
-        let made = breakers
-            .entry(key.clone())
-            .or_insert_with(|| Breaker::new(config.clone(), seed));
-        Some(f(made))
+        let made = match breakers.get(key) {
+            // Made by another thread between the two locks.
+            Some(found) => found.0.clone(),
+            None => {
+                let seed = self.config.seed ^ stable_hash(key);
+                let made = Breaker::keyed(config.clone(), seed, key.clone());
+                breakers.insert(Entry(made.clone()));
+                made
+            }
+        };
+        drop(breakers);
+        Some(f(&made))
     }
 
     /// The budget that retries to `key` draw from, made on first use; `None` when
@@ -192,11 +203,44 @@ impl Registry {
     /// Every key that has a breaker, sorted.
     #[must_use]
     pub fn keys(&self) -> Vec<Key> {
-        let mut keys: Vec<Key> = self.breakers.read().keys().cloned().collect();
+        let mut keys: Vec<Key> = self
+            .breakers
+            .read()
+            .iter()
+            .map(|entry| entry.borrow())
+            .cloned()
+            .collect();
         keys.sort();
         keys
     }
 }
+
+/// A registry's breaker, found by the key it carries (equal, and hashed, as that key).
+#[derive(Debug)]
+struct Entry(Breaker);
+
+impl Borrow<Key> for Entry {
+    fn borrow(&self) -> &Key {
+        // Every entry is made by `with_breaker`, with `Breaker::keyed`.
+        self.0
+            .key()
+            .expect("a registry's breakers carry their keys")
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Borrow::<Key>::borrow(self).hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        Borrow::<Key>::borrow(self) == Borrow::<Key>::borrow(other)
+    }
+}
+
+impl Eq for Entry {}
 
 /// A breaker's seed for `key`: see [`Key::stable_hash`].
 fn stable_hash(key: &Key) -> u64 {
