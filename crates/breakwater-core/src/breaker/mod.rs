@@ -347,7 +347,8 @@ impl fmt::Debug for Breaker {
 /// In declared order (`repr(C)`; `Inner` is 128-aligned, so it starts a cache line):
 /// the first line holds the gate, the blocked word, the consecutive count and the key,
 /// everything a registry look-up and admit reads (the key to match, the gate to
-/// admit); the rules and the window follow, the mutex's lines last but the config.
+/// admit); then the read-only rules and config, the window (128-aligned), the mutex
+/// last (ordered so that the alignments pad little).
 #[repr(C)]
 struct Inner {
     /// See `gate.rs`.
@@ -359,10 +360,10 @@ struct Inner {
     /// The key a registry made it for (and finds it by).
     key: Option<Key>,
     rules: Rules,
+    config: BreakerConfig,
     window: Option<Stats>,
     /// On its own cache line: the slow path's writes stay off the gate's line.
     machine: Padded<Mutex<Machine>>,
-    config: BreakerConfig,
 }
 
 impl Inner {
