@@ -2,8 +2,8 @@
 //! benches: `hotloop <mode> <iterations>`, mode `plan` (the request plan's success
 //! path), `ratio` / `throttle` / `quota` (budget withdraw + deposit), `count` /
 //! `consecutive` (closed breaker admit + record) or `registry<N>` (look-up + admit
-//! among N keys). Run it under callgrind twice, with two iteration counts, and divide
-//! the difference of the totals by the difference of the counts:
+//! among N keys, `Registry::admit`). Run it under callgrind twice, with two iteration
+//! counts, and divide the difference of the totals by the difference of the counts:
 //!
 //! ```text
 //! cargo build --release -p breakwater-core --example hotloop
@@ -112,10 +112,9 @@ fn main() {
             let mut i = 0;
             for _ in 0..n {
                 i = (i + 7919) % keys;
-                let breaker = registry.breaker(&names[i]).unwrap();
                 black_box(matches!(
-                    breaker.admit(Time::from_secs(1)),
-                    Admit::Admitted(_)
+                    registry.admit(&names[i], Time::from_secs(1)),
+                    Some(Admit::Admitted(_))
                 ));
             }
         }

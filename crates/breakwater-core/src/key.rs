@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 /// Cloning is cheap (two reference-count increments); compare and order by value.
 /// The key carries a stable hash of its text, computed once by [`Key::new`]: hashing a
 /// key writes that one number, so a look-up reads neither string, and comparing two
-/// keys first compares their hashes (and then the strings, which are often the same
-/// `Arc`s). Serialized, it is the two names.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// keys first compares their hashes, then each name's pointer (a key cloned from
+/// another shares its `Arc`s, so a registry look-up with a bound route's key reads no
+/// string), and only then the strings. Serialized, it is the two names.
+#[derive(Clone, Eq, Serialize, Deserialize)]
 #[serde(from = "KeyParts", into = "KeyParts")]
 pub struct Key {
-    /// [`stable_hash`] of the two names. First, so that the derived `eq` tests it first.
+    /// [`stable_hash`] of the two names.
     hash: u64,
     provider: Arc<str>,
     model: Arc<str>,
@@ -71,6 +72,21 @@ impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash);
     }
+}
+
+impl PartialEq for Key {
+    /// Equal names. (std's `Arc<str>` comparison always reads both strings: a look-up
+    /// would miss the cache twice more for names it holds the very `Arc`s of.)
+    fn eq(&self, other: &Key) -> bool {
+        self.hash == other.hash
+            && same_name(&self.provider, &other.provider)
+            && same_name(&self.model, &other.model)
+    }
+}
+
+/// Whether two names are equal: the same allocation, or the same text.
+fn same_name(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
 }
 
 impl Ord for Key {
@@ -201,6 +217,27 @@ mod tests {
             assert_eq!(map.get(&Key::new("p", &format!("m-{i}"))), Some(&i));
         }
         assert_eq!(map.get(&Key::new("p", "m-1000")), None);
+    }
+
+    #[test]
+    fn equal_hashes_are_not_enough_and_shared_names_are() {
+        let key = |hash, model: &str| Key {
+            hash,
+            provider: Arc::from("p"),
+            model: Arc::from(model),
+        };
+        // Separate allocations compare by text, whatever the hashes say.
+        assert_eq!(key(1, "m"), key(1, "m"));
+        assert_ne!(key(1, "m"), key(1, "n"));
+        assert_ne!(key(1, "m"), key(2, "m"));
+        // The same allocations are the same names.
+        let a = key(1, "m");
+        let b = Key {
+            hash: 1,
+            provider: Arc::clone(&a.provider),
+            model: Arc::clone(&a.model),
+        };
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -2,20 +2,24 @@
 //! retry budget per provider (or per key, or one for all).
 //!
 //! A [`Registry`] is `Send + Sync`; share it by reference or in an `Arc`. Keys are
-//! resolved once, when a route is [bound](Registry::bind): a bound route holds its
+//! resolved once, when a route is [bound](crate::Route::bind): a bound route holds its
 //! steps' breaker and budget handles, so the per-attempt path does no map look-up.
 //!
 //! The registry is the in-process state store. The same handles are where a
 //! fleet-wide store (shared breakers and budgets across replicas) plugs in.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::{Breaker, BreakerConfig, BreakerError};
+use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerError, Permit};
 use crate::budget::{
     Budget, BudgetConfig, BudgetError, Refused, RetryBudget, RetryReason, Withdrawal,
 };
+use crate::class::Class;
 use crate::key::KeyHasher;
 use crate::sync::Ordering::Relaxed;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, RwLock};
@@ -87,7 +91,9 @@ impl std::error::Error for RegistryError {}
 #[derive(Debug)]
 pub struct Registry {
     config: RegistryConfig,
-    breakers: RwLock<HashMap<Key, Breaker, KeyHasher>>,
+    /// Each breaker carries its key: an entry is one pointer, so the table stays
+    /// small, and a look-up reads the key and the gate from one cache line.
+    breakers: RwLock<HashSet<Entry, KeyHasher>>,
     budgets: RwLock<HashMap<Key, SharedBudget, KeyHasher>>,
 }
 
@@ -102,7 +108,7 @@ impl Registry {
         }
         Ok(Registry {
             config,
-            breakers: RwLock::new(HashMap::default()),
+            breakers: RwLock::new(HashSet::default()),
             budgets: RwLock::new(HashMap::default()),
         })
     }
@@ -116,18 +122,46 @@ impl Registry {
     /// `key`'s breaker, made on first use; `None` when breakers are off.
     #[must_use]
     pub fn breaker(&self, key: &Key) -> Option<Breaker> {
+        self.with_breaker(key, Breaker::clone)
+    }
+
+    /// [`Breaker::admit`] on `key`'s breaker (made on first use) without taking a
+    /// handle to it; `None` when breakers are off. Record the permit with
+    /// [`record`](Self::record) under the same key.
+    ///
+    /// For a caller that has a key but no bound route: a look-up with no
+    /// reference-count round trip on the breaker (a [bound](crate::Route::bind) route holds
+    /// its handles and looks nothing up).
+    pub fn admit(&self, key: &Key, now: Time) -> Option<Admit> {
+        self.with_breaker(key, |breaker| breaker.admit(now))
+    }
+
+    /// [`Breaker::record`] on `key`'s breaker (made on first use); nothing when
+    /// breakers are off.
+    pub fn record(&self, key: &Key, now: Time, permit: Permit, class: &Class, latency: Duration) {
+        self.with_breaker(key, |breaker| breaker.record(now, permit, class, latency));
+    }
+
+    /// Runs `f` on `key`'s breaker, made on first use; `None` when breakers are off.
+    /// `f` runs under the map's read lock: it must not look up a breaker.
+    fn with_breaker<T>(&self, key: &Key, f: impl FnOnce(&Breaker) -> T) -> Option<T> {
         let config = self.config.breaker.as_ref()?;
         if let Some(found) = self.breakers.read().get(key) {
-            return Some(found.clone());
+            return Some(f(&found.0));
         }
         let mut breakers = self.breakers.write();
-        let seed = self.config.seed ^ stable_hash(key);
-        Some(
-            breakers
-                .entry(key.clone())
-                .or_insert_with(|| Breaker::new(config.clone(), seed))
-                .clone(),
-        )
+        let made = match breakers.get(key) {
+            // Made by another thread between the two locks.
+            Some(found) => found.0.clone(),
+            None => {
+                let seed = self.config.seed ^ stable_hash(key);
+                let made = Breaker::keyed(config.clone(), seed, key.clone());
+                breakers.insert(Entry(made.clone()));
+                made
+            }
+        };
+        drop(breakers);
+        Some(f(&made))
     }
 
     /// The budget that retries to `key` draw from, made on first use; `None` when
@@ -169,11 +203,44 @@ impl Registry {
     /// Every key that has a breaker, sorted.
     #[must_use]
     pub fn keys(&self) -> Vec<Key> {
-        let mut keys: Vec<Key> = self.breakers.read().keys().cloned().collect();
+        let mut keys: Vec<Key> = self
+            .breakers
+            .read()
+            .iter()
+            .map(|entry| entry.borrow())
+            .cloned()
+            .collect();
         keys.sort();
         keys
     }
 }
+
+/// A registry's breaker, found by the key it carries (equal, and hashed, as that key).
+#[derive(Debug)]
+struct Entry(Breaker);
+
+impl Borrow<Key> for Entry {
+    fn borrow(&self) -> &Key {
+        // Every entry is made by `with_breaker`, with `Breaker::keyed`.
+        self.0
+            .key()
+            .expect("a registry's breakers carry their keys")
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Borrow::<Key>::borrow(self).hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        Borrow::<Key>::borrow(self) == Borrow::<Key>::borrow(other)
+    }
+}
+
+impl Eq for Entry {}
 
 /// A breaker's seed for `key`: see [`Key::stable_hash`].
 fn stable_hash(key: &Key) -> u64 {
@@ -331,6 +398,37 @@ mod tests {
             crate::breaker::State::Closed
         );
         assert_eq!(registry.keys(), vec![haiku, sonnet]);
+    }
+
+    #[test]
+    fn admit_and_record_by_key_reach_the_keys_breaker() {
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let now = Time::from_secs(1);
+        let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
+        // Made on first use, by admit alone; the same names, separately allocated, find it.
+        let failures = BreakerConfig::default().consecutive_failures.unwrap();
+        for _ in 0..failures {
+            let Some(Admit::Admitted(permit)) = registry.admit(&sonnet, now) else {
+                panic!("a closed breaker admits");
+            };
+            let again = Key::new("anthropic", "claude-sonnet-4-5");
+            registry.record(&again, now, permit, &Class::Retriable, Duration::ZERO);
+        }
+        assert_eq!(registry.keys(), vec![sonnet.clone()]);
+        assert!(matches!(
+            registry.breaker(&sonnet).unwrap().state(now),
+            crate::breaker::State::Open { .. }
+        ));
+        assert!(matches!(
+            registry.admit(&sonnet, now),
+            Some(Admit::Rejected(_))
+        ));
+        // Another key's breaker is untouched.
+        let haiku = Key::new("anthropic", "claude-haiku-4-5");
+        assert!(matches!(
+            registry.admit(&haiku, now),
+            Some(Admit::Admitted(_))
+        ));
     }
 
     #[test]
@@ -507,6 +605,13 @@ mod tests {
         .unwrap();
         let key = Key::new("a", "b");
         assert!(registry.breaker(&key).is_none());
+        assert!(registry.admit(&key, Time::ZERO).is_none());
+        let permit = Breaker::new(BreakerConfig::default(), 0)
+            .admit(Time::ZERO)
+            .into_result()
+            .unwrap();
+        registry.record(&key, Time::ZERO, permit, &Class::Success, Duration::ZERO);
+        assert!(registry.keys().is_empty());
         assert!(registry.budget(&key).is_none());
     }
 

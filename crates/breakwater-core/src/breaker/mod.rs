@@ -103,6 +103,7 @@ pub use fleet::{FleetChange, FleetView};
 pub use permit::{Admit, Permit, RejectReason, Rejection};
 pub use state::{BreakerEvent, Cause, State, StateKind};
 
+use crate::Key;
 use crate::class::{Class, ClassKind};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{Arc, AtomicU64, Mutex};
@@ -126,11 +127,22 @@ impl Breaker {
     /// [`BreakerConfig::validate`]; an invalid one is clamped into something that runs.
     #[must_use]
     pub fn new(config: BreakerConfig, seed: u64) -> Breaker {
+        Breaker::build(config, seed, None)
+    }
+
+    /// A closed breaker for `key` (the registry's: it finds breakers by the key they
+    /// carry).
+    pub(crate) fn keyed(config: BreakerConfig, seed: u64, key: Key) -> Breaker {
+        Breaker::build(config, seed, Some(key))
+    }
+
+    fn build(config: BreakerConfig, seed: u64, key: Option<Key>) -> Breaker {
         Breaker {
             inner: Arc::new(Inner {
                 gate: AtomicU64::new(gate::closed(0, false)),
                 blocked: AtomicU64::new(0),
                 consecutive: AtomicU64::new(0),
+                key,
                 rules: Rules::new(&config),
                 window: config.window.map(Stats::new),
                 machine: Padded(Mutex::new(Machine::new(
@@ -147,6 +159,11 @@ impl Breaker {
     #[must_use]
     pub fn config(&self) -> &BreakerConfig {
         &self.inner.config
+    }
+
+    /// The key it was made for, if a registry made it.
+    pub(crate) fn key(&self) -> Option<&Key> {
+        self.inner.key.as_ref()
     }
 
     /// Admission. Open past its `until` moves to HalfOpen here (no separate tick
@@ -318,6 +335,7 @@ impl Breaker {
 impl fmt::Debug for Breaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
+            .field("key", &self.inner.key)
             .field("gate", &self.inner.gate.load(Relaxed))
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
@@ -325,6 +343,13 @@ impl fmt::Debug for Breaker {
 }
 
 /// The shared part of a breaker.
+///
+/// In declared order (`repr(C)`; `Inner` is 128-aligned, so it starts a cache line):
+/// the first line holds the gate, the blocked word, the consecutive count and the key,
+/// everything a registry look-up and admit reads (the key to match, the gate to
+/// admit); then the read-only rules and config, the window (128-aligned), the mutex
+/// last (ordered so that the alignments pad little).
+#[repr(C)]
 struct Inner {
     /// See `gate.rs`.
     gate: AtomicU64,
@@ -332,11 +357,13 @@ struct Inner {
     blocked: AtomicU64,
     /// Failures in a row in the current closed period.
     consecutive: AtomicU64,
+    /// The key a registry made it for (and finds it by).
+    key: Option<Key>,
     rules: Rules,
+    config: BreakerConfig,
     window: Option<Stats>,
     /// On its own cache line: the slow path's writes stay off the gate's line.
     machine: Padded<Mutex<Machine>>,
-    config: BreakerConfig,
 }
 
 impl Inner {

@@ -70,3 +70,12 @@ fn open(until: Time) -> State {
 
 const FAIL: Class = Class::Retriable;
 const OK: Class = Class::Success;
+
+#[test]
+fn a_registry_look_up_and_admit_read_one_cache_line() {
+    use std::mem::{align_of, offset_of, size_of};
+    // `Inner` starts a line, and the gate and the key are on its first one.
+    assert!(align_of::<Inner>() >= 64);
+    assert_eq!(offset_of!(Inner, gate), 0);
+    assert!(offset_of!(Inner, key) + size_of::<Option<crate::Key>>() <= 64);
+}
