@@ -136,6 +136,16 @@ fn fail(b: &crate::Breaker, now: Time) {
     }
 }
 
+/// A replica of its own (no [`Fleet`]: the store's replies are delivered by hand),
+/// connected at 0; its registry and its key's breaker.
+fn lone_replica() -> (Registry, crate::Breaker, Replica) {
+    let registry = registry();
+    let breaker = registry.breaker(&key()).unwrap();
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    replica.set_connected(Time::ZERO, &registry, true);
+    (registry, breaker, replica)
+}
+
 #[test]
 fn one_replicas_trip_opens_the_key_everywhere_and_its_close_closes_it() {
     let mut fleet = Fleet::new(3);
@@ -167,6 +177,19 @@ fn one_replicas_trip_opens_the_key_everywhere_and_its_close_closes_it() {
     for node in 0..3 {
         assert_eq!(fleet.breaker(node).state(fleet.now), State::Closed);
     }
+}
+
+#[test]
+fn one_replicas_isolation_isolates_the_key_everywhere() {
+    let mut fleet = Fleet::new(2);
+    fleet.settle();
+    fleet.breaker(0).isolate(Time::ZERO);
+    fleet.settle();
+    assert_eq!(
+        fleet.store[&key().to_string()].record.state,
+        SharedState::Isolated
+    );
+    assert_eq!(fleet.breaker(1).state(Time::ZERO), State::Isolated);
 }
 
 #[test]
@@ -414,10 +437,7 @@ fn foreign_and_malformed_messages_are_counted_and_never_applied() {
 
 #[test]
 fn a_failed_operation_leaves_local_state_and_is_tried_again() {
-    let registry = registry();
-    let breaker = registry.breaker(&key()).unwrap();
-    let mut replica = Replica::new(1, config(), FleetClock::identity());
-    replica.set_connected(Time::ZERO, &registry, true);
+    let (registry, breaker, mut replica) = lone_replica();
     let mut store = StoreRecord::default();
     let ops = replica.poll_ops(Time::ZERO, &registry);
     assert_eq!(ops, [(key(), Op::Read)]);
@@ -445,10 +465,7 @@ fn a_failed_operation_leaves_local_state_and_is_tried_again() {
 /// even when its local breaker already tripped: the store's epoch comes first.
 #[test]
 fn a_key_seen_for_the_first_time_is_read_before_it_is_published() {
-    let registry = registry();
-    let breaker = registry.breaker(&key()).unwrap();
-    let mut replica = Replica::new(1, config(), FleetClock::identity());
-    replica.set_connected(Time::ZERO, &registry, true);
+    let (registry, breaker, mut replica) = lone_replica();
     let now = Time::from_millis(50);
     breaker.force_open(now);
     let mut store = StoreRecord::default();
@@ -462,6 +479,50 @@ fn a_key_seen_for_the_first_time_is_read_before_it_is_published() {
     replica.on_reply(now, &key(), &breaker, Ok(reply));
     let ops = replica.poll_ops(now, &registry);
     assert!(matches!(ops[..], [(_, Op::Open { .. })]), "{ops:?}");
+}
+
+/// A trip of the replica's own, made while the store was away, whose open period ran
+/// out before the fleet's did: half-open here, still open in the record it knows (the
+/// same epoch, so reading it applies nothing). The fleet's open period is taken on.
+#[test]
+fn a_local_half_open_takes_on_the_fleets_longer_open() {
+    let (registry, breaker, mut replica) = lone_replica();
+    let mut store = StoreRecord::default();
+    let fleet_until = FleetTime::from_millis(10_000);
+    let _ = store.apply(
+        &Op::Open {
+            base: 0,
+            until: fleet_until,
+        },
+        FleetTime::ZERO,
+    );
+    assert_eq!(replica.poll_ops(Time::ZERO, &registry), [(key(), Op::Read)]);
+    let reply = store.apply(&Op::Read, FleetTime::ZERO);
+    replica.on_reply(Time::ZERO, &key(), &breaker, Ok(reply));
+    let fleets_open = State::Open {
+        until: Time::from_secs(10),
+    };
+    assert_eq!(breaker.state(Time::ZERO), fleets_open);
+    // Away from the store: reset by hand, then a trip of its own at 1 s.
+    replica.set_connected(Time::ZERO, &registry, false);
+    breaker.reset(Time::ZERO);
+    breaker.force_open(Time::from_secs(1));
+    let State::Open { until: now } = breaker.state(Time::from_secs(1)) else {
+        panic!("forced open");
+    };
+    assert!(now < Time::from_secs(10));
+    assert_eq!(breaker.state(now), State::HalfOpen);
+    replica.set_connected(now, &registry, true);
+    assert_eq!(replica.poll_ops(now, &registry), [(key(), Op::Read)]);
+    let reply = store.apply(&Op::Read, FleetClock::identity().to_fleet(now));
+    replica.on_reply(now, &key(), &breaker, Ok(reply));
+    assert_eq!(
+        replica.stats().applied,
+        1,
+        "the same epoch: nothing applied"
+    );
+    assert!(replica.poll_ops(now, &registry).is_empty());
+    assert_eq!(breaker.state(now), fleets_open);
 }
 
 #[test]
@@ -555,10 +616,7 @@ proptest! {
         records in proptest::collection::vec((1u64..50, 0u64..100_000), 1..20),
         order in proptest::collection::vec(any::<prop::sample::Index>(), 1..60),
     ) {
-        let registry = registry();
-        let breaker = registry.breaker(&key()).unwrap();
-        let mut replica = Replica::new(1, config(), FleetClock::identity());
-        replica.set_connected(Time::ZERO, &registry, true);
+        let (registry, breaker, mut replica) = lone_replica();
         let _ = replica.poll_ops(Time::ZERO, &registry);
         let updates: Vec<Update> = records
             .iter()
