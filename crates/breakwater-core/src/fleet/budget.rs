@@ -230,6 +230,13 @@ mod tests {
 
     fn sync(mirror: &mut BudgetMirror, store: &mut BudgetStore, b: &SharedBudget, now: Time) {
         let push = mirror.begin(now, b).unwrap();
+        // Live windows only: the ten up to the push's own.
+        assert!(
+            push.contributions
+                .iter()
+                .all(|&(w, _)| w <= push.window && w + WINDOWS > push.window),
+            "{push:?}"
+        );
         let totals = store.apply(&push);
         mirror.finish(now, b, &totals);
     }
