@@ -284,9 +284,13 @@ fn batch_results_show_their_cost_and_saving() {
     metrics.record_batch_result(&key, usage, bill);
     let mut other = Metrics::new();
     other.record_batch_result(&key, usage, bill);
+    // Cache-first hits ran no plan either: counted apart, merged.
+    metrics.record_cache_first_hit();
+    other.record_cache_first_hit();
     metrics.merge(&other);
     let snapshot = metrics.snapshot();
     assert_eq!(snapshot.requests, 0);
+    assert_eq!(snapshot.cache_first_hits, 2);
     assert_eq!(snapshot.batch_results, 3);
     let batch = Cost::from_dollars(3.0 * 0.00675);
     assert_eq!(Cost::from_dollars(snapshot.batch_cost_dollars), batch);
