@@ -283,6 +283,12 @@ fn a_failed_probe_reopens_the_key_everywhere() {
     fleet.at(1000);
     let mut probes = probe_everywhere(&mut fleet);
     let (owner, p) = probes.pop().unwrap();
+    // The other probe succeeds first (reported: one of two), then this one fails.
+    let (other, q) = probes.pop().unwrap();
+    fleet
+        .breaker(other)
+        .record(fleet.now, q, &Class::Success, Duration::from_millis(5));
+    fleet.settle();
     fleet
         .breaker(owner)
         .record(fleet.now, p, &Class::Retriable, Duration::from_millis(5));
@@ -296,6 +302,17 @@ fn a_failed_probe_reopens_the_key_everywhere() {
             },
             "node {node}"
         );
+    }
+    // The next half-open period counts its successes afresh: its two close the key.
+    fleet.at(3000);
+    for (node, p) in probe_everywhere(&mut fleet) {
+        fleet
+            .breaker(node)
+            .record(fleet.now, p, &Class::Success, Duration::from_millis(5));
+        fleet.settle();
+    }
+    for node in 0..3 {
+        assert_eq!(fleet.breaker(node).state(fleet.now), State::Closed);
     }
 }
 
