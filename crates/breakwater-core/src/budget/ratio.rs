@@ -455,6 +455,22 @@ mod tests {
         assert!(withdraw(&mut b, t(1300)).is_ok());
     }
 
+    /// The fleet layer reads and sets live windows only: the one ten windows back,
+    /// whose slot the current window reuses, reads 0 and is not set.
+    #[test]
+    fn only_live_windows_are_read_or_set_for_the_fleet() {
+        let mut b = budget(0.5, 0, 1000);
+        let (window, _) = b.advance_to(t(1_250));
+        b.on_request(t(1_250));
+        let current = b.window_units(window);
+        assert!(current > 0);
+        assert_eq!(b.window_units(window - 10), 0);
+        b.set_window_units(window - 10, 7);
+        assert_eq!(b.window_units(window), current);
+        b.set_window_units(window - 9, 7);
+        assert_eq!(b.window_units(window - 9), 7);
+    }
+
     #[test]
     fn time_going_backwards_is_no_advance() {
         let mut b = budget(1.0, 0, 1000);

@@ -503,48 +503,56 @@ fn a_key_seen_for_the_first_time_is_read_before_it_is_published() {
     assert!(matches!(ops[..], [(_, Op::Open { .. })]), "{ops:?}");
 }
 
-/// A trip of the replica's own, made while the store was away, whose open period ran
-/// out before the fleet's did: half-open here, still open in the record it knows (the
-/// same epoch, so reading it applies nothing). The fleet's open period is taken on.
-#[test]
-fn a_local_half_open_takes_on_the_fleets_longer_open() {
+/// A lone replica that read `store`'s record at 0 and then, away from the store, was
+/// reset by hand and tripped on its own at 1 s; back when that trip's open period
+/// ended (half-open, a state the fleet never heard of), it has read the record again:
+/// the same epoch, so nothing was applied. Its registry, breaker, replica and that
+/// instant.
+fn half_open_on_return(mut store: StoreRecord) -> (Registry, crate::Breaker, Replica, Time) {
     let (registry, breaker, mut replica) = lone_replica();
-    let mut store = StoreRecord::default();
-    let fleet_until = FleetTime::from_millis(10_000);
-    let _ = store.apply(
-        &Op::Open {
-            base: 0,
-            until: fleet_until,
-        },
-        FleetTime::ZERO,
-    );
     assert_eq!(replica.poll_ops(Time::ZERO, &registry), [(key(), Op::Read)]);
     let reply = store.apply(&Op::Read, FleetTime::ZERO);
     replica.on_reply(Time::ZERO, &key(), &breaker, Ok(reply));
-    let fleets_open = State::Open {
-        until: Time::from_secs(10),
-    };
-    assert_eq!(breaker.state(Time::ZERO), fleets_open);
-    // Away from the store: reset by hand, then a trip of its own at 1 s.
     replica.set_connected(Time::ZERO, &registry, false);
     breaker.reset(Time::ZERO);
     breaker.force_open(Time::from_secs(1));
     let State::Open { until: now } = breaker.state(Time::from_secs(1)) else {
         panic!("forced open");
     };
-    assert!(now < Time::from_secs(10));
     assert_eq!(breaker.state(now), State::HalfOpen);
     replica.set_connected(now, &registry, true);
     assert_eq!(replica.poll_ops(now, &registry), [(key(), Op::Read)]);
+    let applied = replica.stats().applied;
     let reply = store.apply(&Op::Read, FleetClock::identity().to_fleet(now));
     replica.on_reply(now, &key(), &breaker, Ok(reply));
-    assert_eq!(
-        replica.stats().applied,
-        1,
-        "the same epoch: nothing applied"
-    );
+    assert_eq!(replica.stats().applied, applied, "the same epoch");
+    (registry, breaker, replica, now)
+}
+
+/// Half-open on its own while the fleet's open period runs longer: the fleet's open
+/// period is taken on.
+#[test]
+fn a_local_half_open_takes_on_the_fleets_longer_open() {
+    let mut store = StoreRecord::default();
+    let until = FleetTime::from_millis(10_000);
+    let _ = store.apply(&Op::Open { base: 0, until }, FleetTime::ZERO);
+    let (registry, breaker, mut replica, now) = half_open_on_return(store);
+    assert!(now < Time::from_secs(10));
     assert!(replica.poll_ops(now, &registry).is_empty());
-    assert_eq!(breaker.state(now), fleets_open);
+    assert_eq!(
+        breaker.state(now),
+        State::Open {
+            until: Time::from_secs(10)
+        }
+    );
+}
+
+/// Half-open on its own while the fleet's record is closed: closed.
+#[test]
+fn a_local_half_open_takes_on_the_fleets_close() {
+    let (registry, breaker, mut replica, now) = half_open_on_return(StoreRecord::default());
+    assert!(replica.poll_ops(now, &registry).is_empty());
+    assert_eq!(breaker.state(now), State::Closed);
 }
 
 #[test]
