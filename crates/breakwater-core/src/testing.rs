@@ -582,6 +582,25 @@ mod tests {
         }
     }
 
+    /// The route strategy makes valid routes only, some of them with a conditional last
+    /// step (never a lone one: a route needs an unconditional step).
+    #[test]
+    fn generated_routes_are_valid_and_some_end_conditionally() {
+        use proptest::strategy::ValueTree;
+        let mut runner = TestRunner::deterministic();
+        let routes: Vec<RouteConfig> = (0..64)
+            .map(|_| route_config().new_tree(&mut runner).unwrap().current())
+            .collect();
+        for route in &routes {
+            assert_eq!(route.validate(), Ok(()), "{route:?}");
+        }
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.steps.last().is_some_and(|s| s.when.is_some()))
+        );
+    }
+
     #[test]
     fn the_report_counts_the_requests_that_ran() {
         let check = Check {
