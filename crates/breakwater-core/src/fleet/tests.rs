@@ -547,12 +547,19 @@ fn a_local_half_open_takes_on_the_fleets_longer_open() {
     );
 }
 
-/// Half-open on its own while the fleet's record is closed: closed.
+/// Half-open on its own while the fleet's record is closed, or isolated: the same.
 #[test]
-fn a_local_half_open_takes_on_the_fleets_close() {
-    let (registry, breaker, mut replica, now) = half_open_on_return(StoreRecord::default());
-    assert!(replica.poll_ops(now, &registry).is_empty());
-    assert_eq!(breaker.state(now), State::Closed);
+fn a_local_half_open_takes_on_the_fleets_close_or_isolation() {
+    let mut isolated = StoreRecord::default();
+    let _ = isolated.apply(&Op::Isolate { base: 0 }, FleetTime::ZERO);
+    for (store, state) in [
+        (StoreRecord::default(), State::Closed),
+        (isolated, State::Isolated),
+    ] {
+        let (registry, breaker, mut replica, now) = half_open_on_return(store);
+        assert!(replica.poll_ops(now, &registry).is_empty());
+        assert_eq!(breaker.state(now), state);
+    }
 }
 
 #[test]
