@@ -295,6 +295,19 @@ mod tests {
         })
     }
 
+    /// Proportional jitter spreads over the whole quarter, not a few nanoseconds of it.
+    #[test]
+    fn proportional_jitter_spreads_over_the_quarter() {
+        let b = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(8))
+            .with_jitter(Jitter::Proportional);
+        let v = b.ceiling(0);
+        let least = (0..200)
+            .map(|seed| b.delay(0, None, &mut seeded(seed)))
+            .min()
+            .unwrap();
+        assert!(least >= v - v / 4 && least < v - v / 5, "{least:?}");
+    }
+
     proptest! {
         #[test]
         fn full_jitter_stays_within_the_ceiling(b in schedule(), retry in 0u32..64, seed: u64) {

@@ -619,6 +619,7 @@ mod tests {
             crate::RequestOptions::default(),
         );
         assert_eq!(plan.history().cap(), 7);
+        assert_eq!(route.plan_config(), &with(7).unwrap().plan);
     }
 
     #[test]
@@ -699,6 +700,7 @@ mod tests {
 
     #[test]
     fn admitting_step_names_the_first_unconditional_step_that_admits() {
+        use crate::breaker::{FleetChange, RejectReason};
         let config: RouteConfig = toml::from_str(
             r#"
             name = "x"
@@ -732,6 +734,26 @@ mod tests {
         };
         assert_eq!(step, route_check);
         assert_eq!(route.taxonomy(), &Taxonomy::default());
+        // Two rejections that end at the same instant: the earlier step's is named.
+        let until = route.breaker(0).unwrap().check(t0).unwrap_err().until;
+        let last = route.breaker(2).unwrap();
+        last.reset(t0);
+        last.apply_fleet(
+            t0,
+            FleetChange::CoolDown {
+                until: until.unwrap(),
+            },
+        );
+        let cooling = last.check(t0).unwrap_err();
+        assert_eq!(
+            (cooling.reason, cooling.until),
+            (RejectReason::CoolingDown, until)
+        );
+        let open = Rejection {
+            reason: RejectReason::Open,
+            until,
+        };
+        assert_eq!(route.admitting_step(t0), Err(open));
     }
 
     #[test]

@@ -582,6 +582,25 @@ mod tests {
         }
     }
 
+    /// The route strategy makes valid routes only, some of them with a conditional last
+    /// step (never a lone one: a route needs an unconditional step).
+    #[test]
+    fn generated_routes_are_valid_and_some_end_conditionally() {
+        use proptest::strategy::ValueTree;
+        let mut runner = TestRunner::deterministic();
+        let routes: Vec<RouteConfig> = (0..64)
+            .map(|_| route_config().new_tree(&mut runner).unwrap().current())
+            .collect();
+        for route in &routes {
+            assert_eq!(route.validate(), Ok(()), "{route:?}");
+        }
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.steps.last().is_some_and(|s| s.when.is_some()))
+        );
+    }
+
     #[test]
     fn the_report_counts_the_requests_that_ran() {
         let check = Check {
@@ -682,14 +701,10 @@ mod tests {
         let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 2\n\
                     [[step]]\nprovider = \"b\"\nmodel = \"m\"\nattempts = 2\n";
         let config = RouteConfig::from_toml(text).unwrap();
-        let verdict = |budget_scope| {
+        let verdict = |budget, budget_scope| {
             let check = Check {
                 registry: RegistryConfig {
-                    // At most one retry (half of two tokens) per pool.
-                    budget: Some(BudgetConfig::Throttle(ThrottleConfig {
-                        max_tokens: 2,
-                        token_ratio: 0.1,
-                    })),
+                    budget: Some(budget),
                     budget_scope,
                     ..RegistryConfig::default()
                 },
@@ -712,8 +727,21 @@ mod tests {
                 .check_finished(&config, &route, &[0, 0, 1, 1], &finished, None)
                 .map_err(|(promise, _)| promise)
         };
-        assert_eq!(verdict(BudgetScope::Global), Err(Promise::Budget));
-        assert_eq!(verdict(BudgetScope::Provider), Ok(()));
+        // At most one retry (half of two tokens) per pool.
+        let throttle = BudgetConfig::Throttle(ThrottleConfig {
+            max_tokens: 2,
+            token_ratio: 0.1,
+        });
+        assert_eq!(verdict(throttle, BudgetScope::Global), Err(Promise::Budget));
+        assert_eq!(verdict(throttle, BudgetScope::Provider), Ok(()));
+        // A ratio bucket's bound grows with the first attempts: the two in the one
+        // pool pay for its two retries.
+        let ratio = BudgetConfig::Ratio(RatioConfig {
+            ratio: 1.0,
+            min_per_sec: 0,
+            ttl: Duration::from_secs(10),
+        });
+        assert_eq!(verdict(ratio, BudgetScope::Global), Ok(()));
     }
 
     #[test]

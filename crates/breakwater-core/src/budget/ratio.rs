@@ -455,6 +455,42 @@ mod tests {
         assert!(withdraw(&mut b, t(1300)).is_ok());
     }
 
+    /// The fleet layer reads and sets live windows only: the one ten windows back,
+    /// whose slot the current window reuses, reads 0 and is not set.
+    #[test]
+    fn only_live_windows_are_read_or_set_for_the_fleet() {
+        let mut b = budget(0.5, 0, 1000);
+        let (window, _) = b.advance_to(t(1_250));
+        b.on_request(t(1_250));
+        let current = b.window_units(window);
+        assert!(current > 0);
+        assert_eq!(b.window_units(window - 10), 0);
+        b.set_window_units(window - 10, 7);
+        assert_eq!(b.window_units(window), current);
+        b.set_window_units(window - 9, 7);
+        assert_eq!(b.window_units(window - 9), 7);
+    }
+
+    /// A cached refusal holds for shortfalls in `[low, high)` only: a deposit that
+    /// brings the shortfall to `high` gets a fresh answer, an earlier expiry.
+    #[test]
+    fn a_cached_refusal_is_not_reused_at_the_end_of_its_range() {
+        // A reserve of 1.5 retries; 50 ms windows.
+        let mut b = budget(0.5, 3, 500);
+        b.on_request(t(0));
+        assert!(withdraw(&mut b, t(0)).is_ok());
+        assert!(withdraw(&mut b, t(50)).is_ok());
+        // Window 0 holds −0.5, window 1 −1: only window 1's expiry lifts the balance.
+        let refused = |until| {
+            Err(Refused {
+                until: Some(t(until)),
+            })
+        };
+        assert_eq!(withdraw(&mut b, t(100)), refused(550));
+        b.on_request(t(100));
+        assert_eq!(withdraw(&mut b, t(100)), refused(500));
+    }
+
     #[test]
     fn time_going_backwards_is_no_advance() {
         let mut b = budget(1.0, 0, 1000);

@@ -230,6 +230,13 @@ mod tests {
 
     fn sync(mirror: &mut BudgetMirror, store: &mut BudgetStore, b: &SharedBudget, now: Time) {
         let push = mirror.begin(now, b).unwrap();
+        // Live windows only: the ten up to the push's own.
+        assert!(
+            push.contributions
+                .iter()
+                .all(|&(w, _)| w <= push.window && w + WINDOWS > push.window),
+            "{push:?}"
+        );
         let totals = store.apply(&push);
         mirror.finish(now, b, &totals);
     }
@@ -326,6 +333,12 @@ mod tests {
         sync(&mut ma, &mut store, &a, t);
         sync(&mut mb, &mut store, &b, t);
         assert_eq!(available(&b, t), 3.0);
+        // A replica whose first sync comes three windows later gets the share of every
+        // live window, not only of its current one.
+        let c = budget();
+        let later = Time::from_millis(3_500);
+        sync(&mut BudgetMirror::new(3, clock), &mut store, &c, later);
+        assert_eq!(available(&c, later), 3.0);
     }
 
     #[test]

@@ -136,6 +136,16 @@ fn fail(b: &crate::Breaker, now: Time) {
     }
 }
 
+/// A replica of its own (no [`Fleet`]: the store's replies are delivered by hand),
+/// connected at 0; its registry and its key's breaker.
+fn lone_replica() -> (Registry, crate::Breaker, Replica) {
+    let registry = registry();
+    let breaker = registry.breaker(&key()).unwrap();
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    replica.set_connected(Time::ZERO, &registry, true);
+    (registry, breaker, replica)
+}
+
 #[test]
 fn one_replicas_trip_opens_the_key_everywhere_and_its_close_closes_it() {
     let mut fleet = Fleet::new(3);
@@ -167,6 +177,19 @@ fn one_replicas_trip_opens_the_key_everywhere_and_its_close_closes_it() {
     for node in 0..3 {
         assert_eq!(fleet.breaker(node).state(fleet.now), State::Closed);
     }
+}
+
+#[test]
+fn one_replicas_isolation_isolates_the_key_everywhere() {
+    let mut fleet = Fleet::new(2);
+    fleet.settle();
+    fleet.breaker(0).isolate(Time::ZERO);
+    fleet.settle();
+    assert_eq!(
+        fleet.store[&key().to_string()].record.state,
+        SharedState::Isolated
+    );
+    assert_eq!(fleet.breaker(1).state(Time::ZERO), State::Isolated);
 }
 
 #[test]
@@ -232,11 +255,16 @@ fn half_open_admits_n_probes_across_the_fleet_and_their_successes_close_it() {
         owners[0], owners[1],
         "each grant went to a replica that wanted one"
     );
-    for (node, p) in probes {
+    for (i, (node, p)) in probes.into_iter().enumerate() {
         fleet
             .breaker(node)
             .record(now, p, &Class::Success, Duration::from_millis(5));
         fleet.settle();
+        if i == 0 {
+            // Reported once: one success of two closes nothing.
+            let store = &fleet.store[&key().to_string()];
+            assert_eq!(store.successes, 1, "{store:?}");
+        }
     }
     for node in 0..5 {
         assert_eq!(fleet.breaker(node).state(now), State::Closed, "node {node}");
@@ -255,6 +283,12 @@ fn a_failed_probe_reopens_the_key_everywhere() {
     fleet.at(1000);
     let mut probes = probe_everywhere(&mut fleet);
     let (owner, p) = probes.pop().unwrap();
+    // The other probe succeeds first (reported: one of two), then this one fails.
+    let (other, q) = probes.pop().unwrap();
+    fleet
+        .breaker(other)
+        .record(fleet.now, q, &Class::Success, Duration::from_millis(5));
+    fleet.settle();
     fleet
         .breaker(owner)
         .record(fleet.now, p, &Class::Retriable, Duration::from_millis(5));
@@ -268,6 +302,17 @@ fn a_failed_probe_reopens_the_key_everywhere() {
             },
             "node {node}"
         );
+    }
+    // The next half-open period counts its successes afresh: its two close the key.
+    fleet.at(3000);
+    for (node, p) in probe_everywhere(&mut fleet) {
+        fleet
+            .breaker(node)
+            .record(fleet.now, p, &Class::Success, Duration::from_millis(5));
+        fleet.settle();
+    }
+    for node in 0..3 {
+        assert_eq!(fleet.breaker(node).state(fleet.now), State::Closed);
     }
 }
 
@@ -414,10 +459,7 @@ fn foreign_and_malformed_messages_are_counted_and_never_applied() {
 
 #[test]
 fn a_failed_operation_leaves_local_state_and_is_tried_again() {
-    let registry = registry();
-    let breaker = registry.breaker(&key()).unwrap();
-    let mut replica = Replica::new(1, config(), FleetClock::identity());
-    replica.set_connected(Time::ZERO, &registry, true);
+    let (registry, breaker, mut replica) = lone_replica();
     let mut store = StoreRecord::default();
     let ops = replica.poll_ops(Time::ZERO, &registry);
     assert_eq!(ops, [(key(), Op::Read)]);
@@ -445,10 +487,7 @@ fn a_failed_operation_leaves_local_state_and_is_tried_again() {
 /// even when its local breaker already tripped: the store's epoch comes first.
 #[test]
 fn a_key_seen_for_the_first_time_is_read_before_it_is_published() {
-    let registry = registry();
-    let breaker = registry.breaker(&key()).unwrap();
-    let mut replica = Replica::new(1, config(), FleetClock::identity());
-    replica.set_connected(Time::ZERO, &registry, true);
+    let (registry, breaker, mut replica) = lone_replica();
     let now = Time::from_millis(50);
     breaker.force_open(now);
     let mut store = StoreRecord::default();
@@ -462,6 +501,65 @@ fn a_key_seen_for_the_first_time_is_read_before_it_is_published() {
     replica.on_reply(now, &key(), &breaker, Ok(reply));
     let ops = replica.poll_ops(now, &registry);
     assert!(matches!(ops[..], [(_, Op::Open { .. })]), "{ops:?}");
+}
+
+/// A lone replica that read `store`'s record at 0 and then, away from the store, was
+/// reset by hand and tripped on its own at 1 s; back when that trip's open period
+/// ended (half-open, a state the fleet never heard of), it has read the record again:
+/// the same epoch, so nothing was applied. Its registry, breaker, replica and that
+/// instant.
+fn half_open_on_return(mut store: StoreRecord) -> (Registry, crate::Breaker, Replica, Time) {
+    let (registry, breaker, mut replica) = lone_replica();
+    assert_eq!(replica.poll_ops(Time::ZERO, &registry), [(key(), Op::Read)]);
+    let reply = store.apply(&Op::Read, FleetTime::ZERO);
+    replica.on_reply(Time::ZERO, &key(), &breaker, Ok(reply));
+    replica.set_connected(Time::ZERO, &registry, false);
+    breaker.reset(Time::ZERO);
+    breaker.force_open(Time::from_secs(1));
+    let State::Open { until: now } = breaker.state(Time::from_secs(1)) else {
+        panic!("forced open");
+    };
+    assert_eq!(breaker.state(now), State::HalfOpen);
+    replica.set_connected(now, &registry, true);
+    assert_eq!(replica.poll_ops(now, &registry), [(key(), Op::Read)]);
+    let applied = replica.stats().applied;
+    let reply = store.apply(&Op::Read, FleetClock::identity().to_fleet(now));
+    replica.on_reply(now, &key(), &breaker, Ok(reply));
+    assert_eq!(replica.stats().applied, applied, "the same epoch");
+    (registry, breaker, replica, now)
+}
+
+/// Half-open on its own while the fleet's open period runs longer: the fleet's open
+/// period is taken on.
+#[test]
+fn a_local_half_open_takes_on_the_fleets_longer_open() {
+    let mut store = StoreRecord::default();
+    let until = FleetTime::from_millis(10_000);
+    let _ = store.apply(&Op::Open { base: 0, until }, FleetTime::ZERO);
+    let (registry, breaker, mut replica, now) = half_open_on_return(store);
+    assert!(now < Time::from_secs(10));
+    assert!(replica.poll_ops(now, &registry).is_empty());
+    assert_eq!(
+        breaker.state(now),
+        State::Open {
+            until: Time::from_secs(10)
+        }
+    );
+}
+
+/// Half-open on its own while the fleet's record is closed, or isolated: the same.
+#[test]
+fn a_local_half_open_takes_on_the_fleets_close_or_isolation() {
+    let mut isolated = StoreRecord::default();
+    let _ = isolated.apply(&Op::Isolate { base: 0 }, FleetTime::ZERO);
+    for (store, state) in [
+        (StoreRecord::default(), State::Closed),
+        (isolated, State::Isolated),
+    ] {
+        let (registry, breaker, mut replica, now) = half_open_on_return(store);
+        assert!(replica.poll_ops(now, &registry).is_empty());
+        assert_eq!(breaker.state(now), state);
+    }
 }
 
 #[test]
@@ -555,10 +653,7 @@ proptest! {
         records in proptest::collection::vec((1u64..50, 0u64..100_000), 1..20),
         order in proptest::collection::vec(any::<prop::sample::Index>(), 1..60),
     ) {
-        let registry = registry();
-        let breaker = registry.breaker(&key()).unwrap();
-        let mut replica = Replica::new(1, config(), FleetClock::identity());
-        replica.set_connected(Time::ZERO, &registry, true);
+        let (registry, breaker, mut replica) = lone_replica();
         let _ = replica.poll_ops(Time::ZERO, &registry);
         let updates: Vec<Update> = records
             .iter()

@@ -68,7 +68,7 @@ fn request(route: &Route, kind: TaskKind, failures: usize, cache_hit: bool) -> F
     let deadline = Deadline::after(now, Duration::from_secs(60));
     let mut plan = Plan::new(route, kind, deadline, RequestOptions::default());
     let mut n = 0;
-    loop {
+    for _ in 0..10_000 {
         match plan.poll(now, &mut rng) {
             Action::Attempt(attempt) => {
                 now = now + LATENCY;
@@ -92,6 +92,7 @@ fn request(route: &Route, kind: TaskKind, failures: usize, cache_hit: bool) -> F
             Action::Finish(finished) => return finished,
         }
     }
+    panic!("plan did not finish within 10,000 polls");
 }
 
 /// Seven requests, one of each ending, and what each sent:
@@ -283,9 +284,13 @@ fn batch_results_show_their_cost_and_saving() {
     metrics.record_batch_result(&key, usage, bill);
     let mut other = Metrics::new();
     other.record_batch_result(&key, usage, bill);
+    // Cache-first hits ran no plan either: counted apart, merged.
+    metrics.record_cache_first_hit();
+    other.record_cache_first_hit();
     metrics.merge(&other);
     let snapshot = metrics.snapshot();
     assert_eq!(snapshot.requests, 0);
+    assert_eq!(snapshot.cache_first_hits, 2);
     assert_eq!(snapshot.batch_results, 3);
     let batch = Cost::from_dollars(3.0 * 0.00675);
     assert_eq!(Cost::from_dollars(snapshot.batch_cost_dollars), batch);
@@ -334,6 +339,7 @@ fn a_conditional_first_step_is_not_the_first_step() {
 /// Keys recorded out of order, alternating, and as separate `Key::new`s with the same
 /// names (other `Arc`s than the first one seen): one entry per name pair, counted
 /// together, and the snapshot sorted by provider and then model, as before the index.
+/// Two keys with the same hash but other names, one right after the other, stay apart.
 #[test]
 fn per_key_entries_are_by_name_and_sorted() {
     let usage = Usage::new(10, 1);
@@ -356,6 +362,9 @@ fn per_key_entries_are_by_name_and_sorted() {
     let mut other = Metrics::new();
     other.record_batch_result(&Key::new("gemini", "gemini-2.5-flash"), usage, bill);
     other.record_batch_result(&Key::new("openai", "gpt-4o"), usage, bill);
+    // Names that join to the same `provider/model` text hash alike: still two keys.
+    other.record_batch_result(&Key::new("openai", "gpt/4o"), usage, bill);
+    other.record_batch_result(&Key::new("openai/gpt", "4o"), usage, bill);
     metrics.merge(&other);
     let snapshot = metrics.snapshot();
     let got: Vec<(&str, &str, u64)> = snapshot
@@ -371,6 +380,8 @@ fn per_key_entries_are_by_name_and_sorted() {
             ("gemini", "gemini-2.5-flash", 1),
             ("openai", "gpt-4o", 3),
             ("openai", "gpt-4o-mini", 1),
+            ("openai", "gpt/4o", 1),
+            ("openai/gpt", "4o", 1),
         ]
     );
 }

@@ -673,6 +673,21 @@ fn the_cost_ceiling_stops_expensive_retries() {
     });
     assert_eq!(attempts(&seen), [0, 0, 1, 1]);
     assert!(finished.cost <= Cost::from_dollars(0.05));
+    // A ceiling under one Sonnet attempt's worst cost still lets the first one go.
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions {
+            cost_ceiling: Some(Cost::from_dollars(0.01)),
+            ..options
+        },
+    );
+    let first = plan.poll(Time::ZERO, &mut seeded(1));
+    assert!(
+        matches!(first, Action::Attempt(ref a) if a.step == 0),
+        "{first:?}"
+    );
 }
 
 /// The steps of the attempts of a critical request over [`TWO_STEPS`] whose every

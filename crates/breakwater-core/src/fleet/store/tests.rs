@@ -189,6 +189,7 @@ fn fields_round_trip_and_versions_are_checked() {
         },
         ms(100),
     );
+    s.apply(&Op::CoolDown { until: ms(300) }, ms(100));
     let fields = s.to_fields();
     let read = StoreRecord::from_fields(fields.iter().map(|(k, v)| (*k, v.as_str())));
     assert_eq!(read, Ok(s));
