@@ -128,6 +128,20 @@ impl Fleet {
     fn at(&mut self, millis: u64) {
         self.now = Time::from_millis(millis);
     }
+
+    /// Trips the key on node 0 (three failures at 0), lets every replica learn it and
+    /// moves to 1 s, past the open period, so that the key's next admission is a
+    /// probe. Returns node 0's breaker.
+    fn trip_then_pass_the_open_period(&mut self) -> crate::Breaker {
+        self.settle();
+        let a = self.breaker(0);
+        for _ in 0..3 {
+            fail(&a, Time::ZERO);
+        }
+        self.settle();
+        self.at(1000);
+        a
+    }
 }
 
 fn fail(b: &crate::Breaker, now: Time) {
@@ -229,13 +243,7 @@ fn probe_everywhere(fleet: &mut Fleet) -> Vec<(usize, Permit)> {
 #[test]
 fn half_open_admits_n_probes_across_the_fleet_and_their_successes_close_it() {
     let mut fleet = Fleet::new(5);
-    fleet.settle();
-    let a = fleet.breaker(0);
-    for _ in 0..3 {
-        fail(&a, Time::ZERO);
-    }
-    fleet.settle();
-    fleet.at(1000);
+    fleet.trip_then_pass_the_open_period();
     let probes = probe_everywhere(&mut fleet);
     assert_eq!(probes.len(), 2, "half_open_probes = 2 for the whole fleet");
     // Two claims granted; every replica asked once more and was denied (the three
@@ -274,13 +282,7 @@ fn half_open_admits_n_probes_across_the_fleet_and_their_successes_close_it() {
 #[test]
 fn a_failed_probe_reopens_the_key_everywhere() {
     let mut fleet = Fleet::new(3);
-    fleet.settle();
-    let a = fleet.breaker(0);
-    for _ in 0..3 {
-        fail(&a, Time::ZERO);
-    }
-    fleet.settle();
-    fleet.at(1000);
+    fleet.trip_then_pass_the_open_period();
     let mut probes = probe_everywhere(&mut fleet);
     let (owner, p) = probes.pop().unwrap();
     // The other probe succeeds first (reported: one of two), then this one fails.
@@ -326,13 +328,7 @@ fn half_open_alone() -> (Fleet, crate::Breaker) {
             ..config()
         },
     );
-    fleet.settle();
-    let a = fleet.breaker(0);
-    for _ in 0..3 {
-        fail(&a, Time::ZERO);
-    }
-    fleet.settle();
-    fleet.at(1000);
+    let a = fleet.trip_then_pass_the_open_period();
     (fleet, a)
 }
 
@@ -693,13 +689,7 @@ proptest! {
         steps in proptest::collection::vec((0usize..4, 0u8..4, any::<prop::sample::Index>()), 1..200),
     ) {
         let mut fleet = Fleet::new(4);
-        fleet.settle();
-        let a = fleet.breaker(0);
-        for _ in 0..3 {
-            fail(&a, Time::ZERO);
-        }
-        fleet.settle();
-        fleet.at(1000);
+        fleet.trip_then_pass_the_open_period();
         let mut pending: Vec<(usize, Key, Op)> = Vec::new();
         let mut held: Vec<(usize, Permit, u64)> = Vec::new();
         let mut probes_per_epoch: BTreeMap<u64, u32> = BTreeMap::new();
