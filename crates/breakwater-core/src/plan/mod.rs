@@ -228,6 +228,7 @@ enum Phase {
 
 impl<'r> Plan<'r> {
     /// A plan for one request over `route`, which must outlive it.
+    #[inline]
     pub fn new(
         route: &'r Route,
         kind: TaskKind,
