@@ -59,12 +59,15 @@
 //! - `admit` is one `Acquire` load of the *gate* word (see `gate.rs`): when it says
 //!   Closed and not cooling down, the permit just carries the closed period (no `Arc`,
 //!   no reference counting).
-//! - `record` of a success loads the gate to check the period, clears the
-//!   consecutive-failure counter only if it is not already zero, and moves the window
-//!   (count window: nothing when it is full and holds no failure or slow call, else a
-//!   `fetch_add` on the call index and, only if the slot's flags change, a swap and
-//!   counter adjustments; time window: the bucket for `now`, reset by CAS when stale).
-//!   With `window: None` it is the gate load and the counter check.
+//! - `record` of a fast success first asks whether it would change anything: when
+//!   no failure in a row is counted and the window is settled (a full count window
+//!   holding no failure or slow call), it would not, in any period, so it returns
+//!   after those loads (three for the default window, one with `window: None`) without
+//!   even checking the gate. Otherwise it loads the gate to check the period, clears
+//!   the consecutive-failure counter only if it is not already zero, and moves the
+//!   window (count window: a `fetch_add` on the call index and, only if the slot's
+//!   flags change, a swap and counter adjustments; time window: the bucket for `now`,
+//!   reset by CAS when stale).
 //! - Failures and slow calls also compute the rates; a trip takes the lock.
 //!
 //! Everything else (Open, HalfOpen, Isolated, a cooldown, manual operations) takes a
@@ -238,6 +241,11 @@ impl Breaker {
     #[inline]
     fn record_closed(&self, now: Time, period: u64, failure: bool, slow: bool) {
         let inner = &*self.inner;
+        // A fast success with nothing to clear (no failure in a row, a settled window)
+        // changes nothing in any period: it needs no gate check either.
+        if !failure && !slow && inner.quiet() {
+            return;
+        }
         if gate::closed_period(inner.gate.load(Acquire)) != Some(period) {
             return;
         }
@@ -367,6 +375,13 @@ struct Inner {
 }
 
 impl Inner {
+    /// Whether a fast success would change nothing: no failures in a row to clear and
+    /// no window, or a settled one (see `window.rs`). Relaxed, as the records are.
+    #[inline]
+    fn quiet(&self) -> bool {
+        self.consecutive.load(Relaxed) == 0 && self.window.as_ref().is_none_or(Stats::settled)
+    }
+
     #[inline]
     fn lock_free_rejection(&self, now: Time) -> Option<Rejection> {
         gate::rejection(self.blocked.load(Acquire), now)

@@ -75,6 +75,16 @@ impl Stats {
         }
     }
 
+    /// Whether a fast success would change nothing: a full count window without a
+    /// failure or a slow call (a time window counts every call).
+    #[inline]
+    pub(super) fn settled(&self) -> bool {
+        match self {
+            Stats::Count(w) => w.settled(),
+            Stats::Time(_) => false,
+        }
+    }
+
     pub(super) fn totals(&self, now: Time) -> Totals {
         match self {
             Stats::Count(w) => w.totals(),
