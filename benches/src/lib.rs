@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod engine;
 pub mod loopback;
+pub mod pairs;
 
 use std::time::Duration;
 
