@@ -316,7 +316,12 @@ impl Alarms {
             };
             let retry = previous_step == Some(entry.step);
             previous_step = Some(entry.step);
-            let tracked = self.keys.entry(key.clone()).or_default();
+            // Looked up before inserting: `entry` needs an owned key, and cloning one
+            // on every attempt is two atomic reference-count updates.
+            let tracked = match self.keys.get_mut(key) {
+                Some(tracked) => tracked,
+                None => self.keys.entry(key.clone()).or_default(),
+            };
             tracked.window.record(bucket, |c| {
                 c.total += 1;
                 c.retries += u64::from(retry);
