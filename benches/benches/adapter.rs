@@ -7,21 +7,15 @@
 use std::hint::black_box;
 
 use breakwater_benches::adapter::{
-    ANSWER, ANSWER_TEXT, bare_call, breakwater_call, breakwater_client, http_client, request,
+    ANSWER_TEXT, bare_call, breakwater_call, breakwater_client, http_client, request,
+    runtime_with_server,
 };
-use breakwater_benches::loopback::Loopback;
 use criterion::Criterion;
 
 // Set-up failures are bugs in the bench: say which and stop.
 #[allow(clippy::expect_used)]
 pub(crate) fn adapter(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds");
-    let server = rt
-        .block_on(Loopback::start(ANSWER))
-        .expect("the loopback server starts");
+    let (rt, server) = runtime_with_server().expect("the runtime and the loopback server start");
     let url = server.url();
     let client = breakwater_client(&url, http_client());
     let bare = http_client();

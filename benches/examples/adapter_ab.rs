@@ -23,9 +23,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use breakwater_benches::adapter::{
-    ANSWER, ANSWER_TEXT, bare_call, breakwater_call, breakwater_client, http_client, request,
+    ANSWER_TEXT, bare_call, breakwater_call, breakwater_client, http_client, request,
+    runtime_with_server,
 };
-use breakwater_benches::loopback::Loopback;
 use breakwater_benches::pairs::{Pair, report};
 
 /// Pairs run before the measured ones (connections, caches, allocator).
@@ -65,13 +65,7 @@ fn main() -> ExitCode {
 /// `aa`, the measured side is a second bare reqwest client (its own connection pool,
 /// as the Breakwater client has).
 fn measure(pairs: usize, aa: bool) -> Result<Vec<Pair>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let server = rt
-        .block_on(Loopback::start(ANSWER))
-        .map_err(|e| e.to_string())?;
+    let (rt, server) = runtime_with_server().map_err(|e| e.to_string())?;
     let url = server.url();
     let client = breakwater_client(&url, http_client());
     let bare = http_client();

@@ -17,9 +17,9 @@
 use std::process::ExitCode;
 
 use breakwater_benches::adapter::{
-    ANSWER, ANSWER_TEXT, bare_call, breakwater_call, breakwater_client, http_client, request,
+    ANSWER_TEXT, bare_call, breakwater_call, breakwater_client, http_client, request,
+    runtime_with_server,
 };
-use breakwater_benches::loopback::Loopback;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -41,13 +41,7 @@ fn main() -> ExitCode {
 }
 
 fn run(which: &str, n: u32) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let server = rt
-        .block_on(Loopback::start(ANSWER))
-        .map_err(|e| e.to_string())?;
+    let (rt, server) = runtime_with_server().map_err(|e| e.to_string())?;
     let url = server.url();
     let result = rt.block_on(async {
         match which {

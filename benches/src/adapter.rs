@@ -10,6 +10,8 @@ use breakwater_http::Client;
 use breakwater_http::wire::{Provider, Request};
 use serde_json::Value;
 
+use crate::loopback::Loopback;
+
 /// An Anthropic Messages answer of a typical short completion.
 pub const ANSWER: &str = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"The capital of France is Paris. It has been the country's capital since the tenth century and is its largest city, home to about two million people."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":38}}"#;
 
@@ -63,6 +65,22 @@ pub fn breakwater_client(base_url: &str, http: reqwest::Client) -> Client {
         .http_client(http)
         .build()
         .expect("the bench client builds")
+}
+
+/// A current-thread tokio runtime with the loopback server answering [`ANSWER`]
+/// started on it: what every adapter measurement runs on (the server and the client
+/// share the one thread, so a call's time is the work on both ends, not a hop between
+/// threads).
+///
+/// # Errors
+///
+/// If the runtime cannot be built or the server cannot bind a loopback port.
+pub fn runtime_with_server() -> std::io::Result<(tokio::runtime::Runtime, Loopback)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let server = rt.block_on(Loopback::start(ANSWER))?;
+    Ok((rt, server))
 }
 
 /// The request both clients send.
