@@ -345,6 +345,61 @@ fn a_ten_second_deadline_holds() {
     ));
 }
 
+/// A retry or fallback is sent only while a useful attempt (`min_attempt_ms`, 1 s by
+/// default) still fits: half a second left after a failure ends the request at once,
+/// a second and a half left gets the retry.
+#[test]
+fn a_retry_needs_time_left_for_a_useful_attempt() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let after_a_first_failure_taking = |first: Duration| {
+        let mut plan = Plan::new(
+            &route,
+            TaskKind::Interactive,
+            Deadline::after(Time::ZERO, secs(10)),
+            RequestOptions::default(),
+        );
+        drive(&mut plan, Time::ZERO, 1, false, |n, _| {
+            if n == 0 {
+                (first, status(529), Usage::default())
+            } else {
+                (ms(100), Outcome::Success, Usage::default())
+            }
+        })
+    };
+    let (finished, seen) = after_a_first_failure_taking(ms(9_500));
+    assert_eq!(attempts(&seen), [0]);
+    assert_eq!(
+        finished.resolution,
+        Resolution::Degraded {
+            from: DegradedFrom::Empty,
+            reason: FailReason::DeadlineExceeded {
+                last: Some(ClassKind::Overloaded)
+            }
+        }
+    );
+    // The backoff did not fit at the first step, and the fallback had no time either.
+    let skips: Vec<(usize, Skip)> = finished
+        .history
+        .entries()
+        .iter()
+        .filter_map(|e| match e.event {
+            EntryEvent::Skipped(skip) => Some((e.step, skip)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            skips[..],
+            [(0, Skip::WaitBeyondDeadline { .. }), (1, Skip::NoTimeLeft)]
+        ),
+        "{skips:?}"
+    );
+
+    let (finished, seen) = after_a_first_failure_taking(ms(8_500));
+    assert_eq!(attempts(&seen), [0, 0]);
+    assert!(finished.is_success());
+}
+
 #[test]
 fn a_deadline_already_past_sends_nothing() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
