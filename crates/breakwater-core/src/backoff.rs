@@ -271,6 +271,18 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_setting_to_fix() {
+        assert_eq!(
+            BackoffError::BadMultiplier.to_string(),
+            "backoff multiplier must be a finite number ≥ 1"
+        );
+        assert_eq!(
+            BackoffError::CapBelowBase.to_string(),
+            "backoff cap_ms must be ≥ base_ms"
+        );
+    }
+
+    #[test]
     fn reads_from_toml() {
         let b: Backoff =
             toml::from_str("base_ms = 250\ncap_ms = 8000\njitter = \"equal\"").unwrap();
