@@ -597,12 +597,13 @@ mod tests {
 
     #[test]
     fn off_means_none() {
-        let registry = Registry::new(RegistryConfig {
+        let config = RegistryConfig {
             breaker: None,
             budget: None,
             ..RegistryConfig::default()
-        })
-        .unwrap();
+        };
+        let registry = Registry::new(config.clone()).unwrap();
+        assert_eq!(registry.config(), &config);
         let key = Key::new("a", "b");
         assert!(registry.breaker(&key).is_none());
         assert!(registry.admit(&key, Time::ZERO).is_none());
