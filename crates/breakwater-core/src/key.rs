@@ -260,6 +260,15 @@ mod tests {
             h.finish()
         };
         assert_ne!(hash(1) >> 57, hash(2) >> 57);
+        // Over keys' stable hashes (what a map feeds it), half the bits come out set:
+        // the fold favours neither ones nor zeros (64,000 bits; σ ≈ 126).
+        let ones: u32 = (0..1000)
+            .map(|i| hash(Key::new("p", &format!("m-{i}")).stable_hash()).count_ones())
+            .sum();
+        assert!(
+            (31_000..33_000).contains(&ones),
+            "{ones} of 64,000 bits set"
+        );
         let mut bytes = KeyHasher::default().build_hasher();
         bytes.write(b"ab");
         let mut other = KeyHasher::default().build_hasher();
