@@ -300,6 +300,7 @@ fn critical_tasks_fail_loudly() {
         Deadline::after(Time::ZERO, secs(30)),
         RequestOptions::default(),
     );
+    assert_eq!(plan.kind(), TaskKind::Critical);
     let (finished, _) = drive(&mut plan, Time::ZERO, 1, true, |_, _| {
         (ms(50), status(503), Usage::default())
     });
