@@ -268,6 +268,11 @@ mod tests {
         };
         assert_eq!(b.validate(), Err(BackoffError::BadMultiplier));
         assert_eq!(Backoff::default().validate(), Ok(()));
+        let constant = Backoff {
+            multiplier: 1.0,
+            ..Backoff::default()
+        };
+        assert_eq!(constant.validate(), Ok(()), "a constant backoff is valid");
     }
 
     #[test]

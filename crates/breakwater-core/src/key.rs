@@ -186,6 +186,7 @@ mod tests {
     fn displays_provider_slash_model() {
         let key = Key::new("anthropic", "claude-haiku-4-5");
         assert_eq!(key.to_string(), "anthropic/claude-haiku-4-5");
+        assert_eq!(format!("{key:?}"), "Key(anthropic/claude-haiku-4-5)");
         assert_eq!(key.provider(), "anthropic");
         assert_eq!(key.model(), "claude-haiku-4-5");
         assert_eq!(key, key.clone());

@@ -849,5 +849,12 @@ mod tests {
         // span counts as 31 windows: four reserves.
         let ratio = BudgetConfig::Ratio(crate::budget::RatioConfig::default());
         assert_eq!(retry_bound(&ratio, 5, Duration::from_secs(30)), 401.0);
+        // A 20 s ttl has 2 s windows: a 30 s span touches 16 of them, two reserves of 20.
+        let slow = BudgetConfig::Ratio(crate::budget::RatioConfig {
+            ratio: 0.5,
+            min_per_sec: 1,
+            ttl: Duration::from_secs(20),
+        });
+        assert_eq!(retry_bound(&slow, 4, Duration::from_secs(30)), 42.0);
     }
 }
