@@ -479,6 +479,19 @@ fn a_failed_operation_leaves_local_state_and_is_tried_again() {
     assert_eq!(replica.stats().sent, 3, "read, open, open again");
 }
 
+/// One key polled on its own gets what `poll_ops` would send for it (a first read),
+/// and nothing more while that is in flight.
+#[test]
+fn one_key_can_be_polled_alone() {
+    let (_registry, breaker, mut replica) = lone_replica();
+    assert_eq!(
+        replica.poll_key(Time::ZERO, &key(), &breaker),
+        Some(Op::Read)
+    );
+    assert_eq!(replica.poll_key(Time::ZERO, &key(), &breaker), None);
+    assert_eq!(replica.stats().sent, 1);
+}
+
 /// A key the replica meets for the first time is read before anything is published,
 /// even when its local breaker already tripped: the store's epoch comes first.
 #[test]
