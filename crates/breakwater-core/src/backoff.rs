@@ -268,6 +268,23 @@ mod tests {
         };
         assert_eq!(b.validate(), Err(BackoffError::BadMultiplier));
         assert_eq!(Backoff::default().validate(), Ok(()));
+        let constant = Backoff {
+            multiplier: 1.0,
+            ..Backoff::default()
+        };
+        assert_eq!(constant.validate(), Ok(()), "a constant backoff is valid");
+    }
+
+    #[test]
+    fn errors_name_the_setting_to_fix() {
+        assert_eq!(
+            BackoffError::BadMultiplier.to_string(),
+            "backoff multiplier must be a finite number ≥ 1"
+        );
+        assert_eq!(
+            BackoffError::CapBelowBase.to_string(),
+            "backoff cap_ms must be ≥ base_ms"
+        );
     }
 
     #[test]

@@ -265,6 +265,8 @@ mod tests {
         assert!(!set.contains(ClassKind::RateLimited));
         assert!(!set.contains(ClassKind::NonRetriable));
         assert!(!set.contains(ClassKind::Success));
+        assert_eq!(format!("{set:?}"), "{Retriable, Overloaded, Ambiguous}");
+        assert_eq!(format!("{:?}", ClassSet::EMPTY), "{}");
     }
 
     #[test]

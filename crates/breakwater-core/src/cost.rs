@@ -432,4 +432,13 @@ mod tests {
         );
         assert_eq!(table.price("unknown"), None);
     }
+
+    #[test]
+    fn inserting_a_price_sets_or_replaces_it() {
+        let mut table = PriceTable::new().with("m", Price::per_million(1.0, 2.0));
+        table.insert("n", Price::per_million(3.0, 4.0));
+        table.insert("m", Price::per_million(5.0, 6.0));
+        assert_eq!(table.price("n"), Some(Price::per_million(3.0, 4.0)));
+        assert_eq!(table.price("m"), Some(Price::per_million(5.0, 6.0)));
+    }
 }

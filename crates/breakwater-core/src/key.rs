@@ -186,6 +186,7 @@ mod tests {
     fn displays_provider_slash_model() {
         let key = Key::new("anthropic", "claude-haiku-4-5");
         assert_eq!(key.to_string(), "anthropic/claude-haiku-4-5");
+        assert_eq!(format!("{key:?}"), "Key(anthropic/claude-haiku-4-5)");
         assert_eq!(key.provider(), "anthropic");
         assert_eq!(key.model(), "claude-haiku-4-5");
         assert_eq!(key, key.clone());
@@ -260,6 +261,15 @@ mod tests {
             h.finish()
         };
         assert_ne!(hash(1) >> 57, hash(2) >> 57);
+        // Over keys' stable hashes (what a map feeds it), half the bits come out set:
+        // the fold favours neither ones nor zeros (64,000 bits; σ ≈ 126).
+        let ones: u32 = (0..1000)
+            .map(|i| hash(Key::new("p", &format!("m-{i}")).stable_hash()).count_ones())
+            .sum();
+        assert!(
+            (31_000..33_000).contains(&ones),
+            "{ones} of 64,000 bits set"
+        );
         let mut bytes = KeyHasher::default().build_hasher();
         bytes.write(b"ab");
         let mut other = KeyHasher::default().build_hasher();

@@ -400,6 +400,27 @@ mod tests {
         assert_eq!(registry.keys(), vec![haiku, sonnet]);
     }
 
+    /// A thousand keys keep a thousand breakers, however their hashes fall in the table.
+    #[test]
+    fn every_key_keeps_its_own_breaker() {
+        let registry = Registry::new(RegistryConfig::default()).unwrap();
+        let keys: Vec<Key> = (0..1000)
+            .map(|i| Key::new("p", &format!("m-{i}")))
+            .collect();
+        for key in keys.iter().step_by(2) {
+            registry.breaker(key).unwrap().force_open(Time::ZERO);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let state = registry.breaker(key).unwrap().state(Time::ZERO);
+            assert_eq!(
+                matches!(state, crate::breaker::State::Open { .. }),
+                i % 2 == 0,
+                "{key}: {state:?}"
+            );
+        }
+        assert_eq!(registry.keys().len(), 1000);
+    }
+
     #[test]
     fn admit_and_record_by_key_reach_the_keys_breaker() {
         let registry = Registry::new(RegistryConfig::default()).unwrap();
@@ -597,12 +618,13 @@ mod tests {
 
     #[test]
     fn off_means_none() {
-        let registry = Registry::new(RegistryConfig {
+        let config = RegistryConfig {
             breaker: None,
             budget: None,
             ..RegistryConfig::default()
-        })
-        .unwrap();
+        };
+        let registry = Registry::new(config.clone()).unwrap();
+        assert_eq!(registry.config(), &config);
         let key = Key::new("a", "b");
         assert!(registry.breaker(&key).is_none());
         assert!(registry.admit(&key, Time::ZERO).is_none());

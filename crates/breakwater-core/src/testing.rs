@@ -564,6 +564,15 @@ fn retry_bound(config: &BudgetConfig, requests: usize, deadline: Duration) -> f6
 mod tests {
     use super::*;
 
+    /// `n` values of `strategy`, the same on every run.
+    fn samples<S: Strategy>(strategy: S, n: usize) -> Vec<S::Value> {
+        use proptest::strategy::ValueTree;
+        let mut runner = TestRunner::deterministic();
+        (0..n)
+            .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -586,11 +595,7 @@ mod tests {
     /// step (never a lone one: a route needs an unconditional step).
     #[test]
     fn generated_routes_are_valid_and_some_end_conditionally() {
-        use proptest::strategy::ValueTree;
-        let mut runner = TestRunner::deterministic();
-        let routes: Vec<RouteConfig> = (0..64)
-            .map(|_| route_config().new_tree(&mut runner).unwrap().current())
-            .collect();
+        let routes = samples(route_config(), 64);
         for route in &routes {
             assert_eq!(route.validate(), Ok(()), "{route:?}");
         }
@@ -599,6 +604,21 @@ mod tests {
                 .iter()
                 .any(|r| r.steps.last().is_some_and(|s| s.when.is_some()))
         );
+    }
+
+    /// The backoff strategy's caps lie between the base and a minute past it: every
+    /// backoff valid, some capped within a second of the base, some more than the
+    /// default 30 s deadline past it.
+    #[test]
+    fn generated_backoffs_cap_within_a_minute_of_their_base() {
+        let backoffs = samples(backoff(), 1000);
+        for b in &backoffs {
+            assert_eq!(b.validate(), Ok(()), "{b:?}");
+        }
+        let growth: Vec<Duration> = backoffs.iter().map(|b| b.cap - b.base).collect();
+        assert!(growth.iter().all(|g| *g < Duration::from_secs(60)));
+        assert!(growth.iter().any(|g| *g < Duration::from_secs(1)));
+        assert!(growth.iter().any(|g| *g > Duration::from_secs(30)));
     }
 
     #[test]
@@ -694,54 +714,121 @@ mod tests {
         ));
     }
 
+    /// A violation reads as the promise, what happened, the seed and the shrunk script,
+    /// one attempt a line.
+    #[test]
+    fn check_errors_say_what_broke_and_how_to_replay_it() {
+        assert_eq!(
+            CheckError::Route("no steps".to_owned()).to_string(),
+            "route: no steps"
+        );
+        let violation = CheckError::Violation {
+            promise: Promise::Deadline,
+            detail: "finished after 31s".to_owned(),
+            script: vec![
+                ScriptedAttempt {
+                    latency: Duration::from_millis(1500),
+                    outcome: Outcome::Reset,
+                    usage: Usage::new(10, 0),
+                },
+                ScriptedAttempt {
+                    latency: Duration::from_secs(2),
+                    outcome: Outcome::Success,
+                    usage: Usage::new(10, 20),
+                },
+            ],
+            seed: 7,
+        };
+        assert_eq!(
+            violation.to_string(),
+            "Deadline broken: finished after 31s\n  seed: 7\n  script:\
+             \n    Reset after 1.5s, billed Usage { input_tokens: 10, output_tokens: 0 }\
+             \n    Success after 2s, billed Usage { input_tokens: 10, output_tokens: 20 }"
+        );
+    }
+
+    /// The budget promise's verdict on a request that succeeded after attempts at
+    /// `steps` of a route over providers `a` and `b` (three attempts each).
+    fn budget_verdict(
+        budget: BudgetConfig,
+        budget_scope: BudgetScope,
+        steps: &[usize],
+    ) -> Result<(), Promise> {
+        let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 3\n\
+                    [[step]]\nprovider = \"b\"\nmodel = \"m\"\nattempts = 3\n";
+        let config = RouteConfig::from_toml(text).unwrap();
+        let check = Check {
+            registry: RegistryConfig {
+                budget: Some(budget),
+                budget_scope,
+                ..RegistryConfig::default()
+            },
+            ..Check::default()
+        };
+        let registry = Registry::new(check.registry.clone()).unwrap();
+        let route = Route::bind(&config, &registry, &check.prices).unwrap();
+        let last = steps.last().copied().unwrap_or(0);
+        let finished = crate::plan::Finished {
+            resolution: crate::plan::Resolution::Success {
+                step: last,
+                fallback_used: last != 0,
+            },
+            attempts: u32::try_from(steps.len()).unwrap(),
+            elapsed: Duration::from_secs(1),
+            cost: Cost::ZERO,
+            retry_cost: Cost::ZERO,
+            history: Default::default(),
+        };
+        check
+            .check_finished(&config, &route, steps, &finished, None)
+            .map_err(|(promise, _)| promise)
+    }
+
+    /// A ratio bucket that earns one retry per first attempt, and keeps no reserve.
+    const ONE_FOR_ONE: BudgetConfig = BudgetConfig::Ratio(RatioConfig {
+        ratio: 1.0,
+        min_per_sec: 0,
+        ttl: Duration::from_secs(10),
+    });
+
     /// A global budget is one pool: retries at two providers add up against one bound,
     /// where per-provider budgets each have their own.
     #[test]
     fn a_global_budget_counts_every_providers_retries_together() {
-        let text = "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nattempts = 2\n\
-                    [[step]]\nprovider = \"b\"\nmodel = \"m\"\nattempts = 2\n";
-        let config = RouteConfig::from_toml(text).unwrap();
-        let verdict = |budget, budget_scope| {
-            let check = Check {
-                registry: RegistryConfig {
-                    budget: Some(budget),
-                    budget_scope,
-                    ..RegistryConfig::default()
-                },
-                ..Check::default()
-            };
-            let registry = Registry::new(check.registry.clone()).unwrap();
-            let route = Route::bind(&config, &registry, &check.prices).unwrap();
-            let finished = crate::plan::Finished {
-                resolution: crate::plan::Resolution::Success {
-                    step: 1,
-                    fallback_used: true,
-                },
-                attempts: 4,
-                elapsed: Duration::from_secs(1),
-                cost: Cost::ZERO,
-                retry_cost: Cost::ZERO,
-                history: Default::default(),
-            };
-            check
-                .check_finished(&config, &route, &[0, 0, 1, 1], &finished, None)
-                .map_err(|(promise, _)| promise)
-        };
         // At most one retry (half of two tokens) per pool.
         let throttle = BudgetConfig::Throttle(ThrottleConfig {
             max_tokens: 2,
             token_ratio: 0.1,
         });
-        assert_eq!(verdict(throttle, BudgetScope::Global), Err(Promise::Budget));
-        assert_eq!(verdict(throttle, BudgetScope::Provider), Ok(()));
+        let steps = [0, 0, 1, 1];
+        assert_eq!(
+            budget_verdict(throttle, BudgetScope::Global, &steps),
+            Err(Promise::Budget)
+        );
+        assert_eq!(
+            budget_verdict(throttle, BudgetScope::Provider, &steps),
+            Ok(())
+        );
         // A ratio bucket's bound grows with the first attempts: the two in the one
         // pool pay for its two retries.
-        let ratio = BudgetConfig::Ratio(RatioConfig {
-            ratio: 1.0,
-            min_per_sec: 0,
-            ttl: Duration::from_secs(10),
-        });
-        assert_eq!(verdict(ratio, BudgetScope::Global), Ok(()));
+        assert_eq!(
+            budget_verdict(ONE_FOR_ONE, BudgetScope::Global, &steps),
+            Ok(())
+        );
+    }
+
+    /// Only a first attempt at a step earns ratio credit, never a retry: two retries
+    /// on one first attempt's credit break the bound.
+    #[test]
+    fn retries_earn_no_ratio_credit() {
+        assert_eq!(
+            budget_verdict(ONE_FOR_ONE, BudgetScope::Provider, &[0, 0, 0]),
+            Err(Promise::Budget)
+        );
+        assert_eq!(
+            budget_verdict(ONE_FOR_ONE, BudgetScope::Provider, &[0, 0, 1]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -762,5 +849,12 @@ mod tests {
         // span counts as 31 windows: four reserves.
         let ratio = BudgetConfig::Ratio(crate::budget::RatioConfig::default());
         assert_eq!(retry_bound(&ratio, 5, Duration::from_secs(30)), 401.0);
+        // A 20 s ttl has 2 s windows: a 30 s span touches 16 of them, two reserves of 20.
+        let slow = BudgetConfig::Ratio(crate::budget::RatioConfig {
+            ratio: 0.5,
+            min_per_sec: 1,
+            ttl: Duration::from_secs(20),
+        });
+        assert_eq!(retry_bound(&slow, 4, Duration::from_secs(30)), 42.0);
     }
 }

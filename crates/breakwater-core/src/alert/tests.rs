@@ -223,30 +223,46 @@ fn a_fallback_is_not_a_retry_but_raises_the_fallback_rate() {
     assert_eq!(alerts[0].signal, Signal::FallbackRate);
 }
 
-#[test]
-fn degraded_requests_raise_the_degraded_rate() {
-    let route = route();
-    let mut alarms = Alarms::new(config());
-    let degraded = finished(
+/// A request the quota ran out for, answered with a structured empty result.
+fn degraded() -> Finished {
+    finished(
         &[(0, Class::NonRetriable(Fatal::QuotaExhausted))],
         Resolution::Degraded {
             from: DegradedFrom::Empty,
             reason: FailReason::NonRetriable(Fatal::QuotaExhausted),
         },
-    );
+    )
+}
+
+#[test]
+fn degraded_requests_raise_the_degraded_rate() {
+    let route = route();
+    let mut alarms = Alarms::new(config());
     let mut alerts = Vec::new();
     for i in 0..100 {
-        let done = if i % 20 == 0 {
-            degraded.clone()
-        } else {
-            ok_first()
-        };
+        let done = if i % 20 == 0 { degraded() } else { ok_first() };
         alarms.observe(at_ms(i * 10), &route, &done);
         alerts.extend(drain(&mut alarms));
     }
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].signal, Signal::DegradedRate);
     assert!(alerts[0].to_string().contains("route chat: degraded_rate"));
+}
+
+/// Raised above the threshold, not at it: every fourth request degraded reaches 25%
+/// exactly (and never more) against a 25% threshold, and raises nothing.
+#[test]
+fn a_rate_at_the_threshold_raises_nothing() {
+    let route = route();
+    let mut alarms = Alarms::new(AlertConfig {
+        degraded_rate: 0.25,
+        ..config()
+    });
+    for i in 0..100 {
+        let done = if i % 4 == 3 { degraded() } else { ok_first() };
+        alarms.observe(at_ms(i * 10), &route, &done);
+    }
+    assert_eq!(drain(&mut alarms), []);
 }
 
 #[test]

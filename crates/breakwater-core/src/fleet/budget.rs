@@ -362,8 +362,10 @@ mod tests {
             contributions,
         };
         s.apply(&push(1, 5, vec![(5, 10), (4, 3)]));
-        s.apply(&push(2, 5, vec![(5, 1)]));
+        s.apply(&push(2, 5, vec![(5, 1), (6, 4)]));
         assert_eq!(s.total(5), 11);
+        assert_eq!(s.total(4), 3, "an earlier live window counts");
+        assert_eq!(s.total(6), 0, "a window past the latest pushed does not");
         s.apply(&push(1, 5, vec![(5, 7)]));
         assert_eq!(s.total(5), 8);
         let totals = s.apply(&push(2, 14, vec![(14, 2), (3, 99)]));

@@ -479,6 +479,19 @@ fn a_failed_operation_leaves_local_state_and_is_tried_again() {
     assert_eq!(replica.stats().sent, 3, "read, open, open again");
 }
 
+/// One key polled on its own gets what `poll_ops` would send for it (a first read),
+/// and nothing more while that is in flight.
+#[test]
+fn one_key_can_be_polled_alone() {
+    let (_registry, breaker, mut replica) = lone_replica();
+    assert_eq!(
+        replica.poll_key(Time::ZERO, &key(), &breaker),
+        Some(Op::Read)
+    );
+    assert_eq!(replica.poll_key(Time::ZERO, &key(), &breaker), None);
+    assert_eq!(replica.stats().sent, 1);
+}
+
 /// A key the replica meets for the first time is read before anything is published,
 /// even when its local breaker already tripped: the store's epoch comes first.
 #[test]
@@ -638,6 +651,43 @@ fn record(epoch: u64, cooldown: u64) -> BreakerRecord {
         cooldown: FleetTime::from_millis(cooldown),
         trips: 0,
     }
+}
+
+/// A replica starts disconnected and says what it was last told.
+#[test]
+fn connected_is_what_the_replica_was_last_told() {
+    let registry = registry();
+    let mut replica = Replica::new(1, config(), FleetClock::identity());
+    assert!(!replica.connected());
+    replica.set_connected(Time::ZERO, &registry, true);
+    assert!(replica.connected());
+    replica.set_connected(Time::ZERO, &registry, false);
+    assert!(!replica.connected());
+}
+
+/// A read answered with an older record than the replica has since learned (the
+/// update overtook the reply) is stale: counted, not adopted. So is a pushed update of
+/// epoch 0: only the store's own answer of 0 means it lost its data.
+#[test]
+fn records_older_than_the_known_one_are_stale() {
+    let (registry, breaker, mut replica) = lone_replica();
+    let now = Time::from_secs(1);
+    assert_eq!(replica.poll_ops(now, &registry), [(key(), Op::Read)]);
+    let update = |record| Update {
+        name: key().to_string(),
+        record,
+    };
+    replica.on_update(now, &registry, &update(record(4, 0)));
+    let older = Reply {
+        record: record(3, 0),
+        granted: false,
+        changed: false,
+    };
+    replica.on_reply(now, &key(), &breaker, Ok(older));
+    assert_eq!(replica.known(&key()), Some(record(4, 0)));
+    replica.on_update(now, &registry, &update(record(0, 0)));
+    assert_eq!(replica.known(&key()), Some(record(4, 0)));
+    assert_eq!(replica.stats().stale, 2);
 }
 
 proptest! {

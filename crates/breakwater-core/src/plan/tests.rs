@@ -300,6 +300,7 @@ fn critical_tasks_fail_loudly() {
         Deadline::after(Time::ZERO, secs(30)),
         RequestOptions::default(),
     );
+    assert_eq!(plan.kind(), TaskKind::Critical);
     let (finished, _) = drive(&mut plan, Time::ZERO, 1, true, |_, _| {
         (ms(50), status(503), Usage::default())
     });
@@ -343,6 +344,61 @@ fn a_ten_second_deadline_holds() {
             ..
         }
     ));
+}
+
+/// A retry or fallback is sent only while a useful attempt (`min_attempt_ms`, 1 s by
+/// default) still fits: half a second left after a failure ends the request at once,
+/// a second and a half left gets the retry.
+#[test]
+fn a_retry_needs_time_left_for_a_useful_attempt() {
+    let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
+    let after_a_first_failure_taking = |first: Duration| {
+        let mut plan = Plan::new(
+            &route,
+            TaskKind::Interactive,
+            Deadline::after(Time::ZERO, secs(10)),
+            RequestOptions::default(),
+        );
+        drive(&mut plan, Time::ZERO, 1, false, |n, _| {
+            if n == 0 {
+                (first, status(529), Usage::default())
+            } else {
+                (ms(100), Outcome::Success, Usage::default())
+            }
+        })
+    };
+    let (finished, seen) = after_a_first_failure_taking(ms(9_500));
+    assert_eq!(attempts(&seen), [0]);
+    assert_eq!(
+        finished.resolution,
+        Resolution::Degraded {
+            from: DegradedFrom::Empty,
+            reason: FailReason::DeadlineExceeded {
+                last: Some(ClassKind::Overloaded)
+            }
+        }
+    );
+    // The backoff did not fit at the first step, and the fallback had no time either.
+    let skips: Vec<(usize, Skip)> = finished
+        .history
+        .entries()
+        .iter()
+        .filter_map(|e| match e.event {
+            EntryEvent::Skipped(skip) => Some((e.step, skip)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            skips[..],
+            [(0, Skip::WaitBeyondDeadline { .. }), (1, Skip::NoTimeLeft)]
+        ),
+        "{skips:?}"
+    );
+
+    let (finished, seen) = after_a_first_failure_taking(ms(8_500));
+    assert_eq!(attempts(&seen), [0, 0]);
+    assert!(finished.is_success());
 }
 
 #[test]
@@ -643,45 +699,62 @@ fn ambiguous_outcomes_get_one_retry() {
     assert_eq!(finished.attempts, 2);
 }
 
+/// Sonnet's worst case at 2,000 input and 1,000 output tokens: 2000·3 + 1000·15 =
+/// 21,000 µ$.
+const SONNET_WORST: Usage = Usage::new(2000, 1000);
+
+/// The options of a request of [`SONNET_WORST`]'s size under `ceiling`.
+fn under_ceiling(ceiling: Cost) -> RequestOptions {
+    RequestOptions {
+        input_tokens: SONNET_WORST.input_tokens,
+        max_output_tokens: SONNET_WORST.output_tokens,
+        cost_ceiling: Some(ceiling),
+        allow_restart_after_tokens: false,
+    }
+}
+
+/// The finish and the steps of the attempts of a request under `ceiling` whose
+/// every attempt gets a 503, Sonnet's billed at the worst case, the fallback's at
+/// its input alone.
+fn failing_under_ceiling(route: &Route, ceiling: Cost) -> (Finished, Vec<usize>) {
+    let mut plan = Plan::new(
+        route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        under_ceiling(ceiling),
+    );
+    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, a| {
+        let usage = if a.step == 0 {
+            SONNET_WORST
+        } else {
+            Usage::new(2000, 0)
+        };
+        (ms(100), status(503), usage)
+    });
+    (finished, attempts(&seen))
+}
+
 #[test]
 fn the_cost_ceiling_stops_expensive_retries() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
-    // Each Sonnet attempt can cost up to 2000·3 + 1000·15 = 21,000 µ$; the ceiling
-    // allows the first and one retry, and then only the cheap fallback fits.
-    let options = RequestOptions {
-        input_tokens: 2000,
-        max_output_tokens: 1000,
-        cost_ceiling: Some(Cost::from_dollars(0.05)),
-        allow_restart_after_tokens: false,
-    };
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        options,
-    );
-    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, a| {
-        (
-            ms(100),
-            status(503),
-            if a.step == 0 {
-                Usage::new(2000, 1000)
-            } else {
-                Usage::new(2000, 0)
-            },
-        )
-    });
-    assert_eq!(attempts(&seen), [0, 0, 1, 1]);
-    assert!(finished.cost <= Cost::from_dollars(0.05));
+    // The ceiling allows the first Sonnet attempt and one retry, and then only the
+    // cheap fallback fits.
+    let ceiling = Cost::from_dollars(0.05);
+    let (finished, steps) = failing_under_ceiling(&route, ceiling);
+    assert_eq!(steps, [0, 0, 1, 1]);
+    assert!(finished.cost <= ceiling);
+    // A retry that would take the cost to the ceiling exactly is sent; after it not
+    // even the fallback fits.
+    let worst = Price::per_million(3.0, 15.0).cost(SONNET_WORST);
+    let (finished, steps) = failing_under_ceiling(&route, worst + worst);
+    assert_eq!(steps, [0, 0]);
+    assert_eq!(finished.cost, worst + worst);
     // A ceiling under one Sonnet attempt's worst cost still lets the first one go.
     let mut plan = Plan::new(
         &route,
         TaskKind::Interactive,
         Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions {
-            cost_ceiling: Some(Cost::from_dollars(0.01)),
-            ..options
-        },
+        under_ceiling(Cost::from_dollars(0.01)),
     );
     let first = plan.poll(Time::ZERO, &mut seeded(1));
     assert!(

@@ -34,6 +34,18 @@ fn open_moves_to_half_open_at_the_first_admit_after_it_ends() {
     );
 }
 
+/// A permit shows what it belongs to: its closed period, or its probe's generation.
+#[test]
+fn permits_show_their_period_or_probe_generation() {
+    let b = Breaker::new(config(), 0);
+    assert_eq!(format!("{:?}", permit(&b, secs(0))), "Permit { period: 0 }");
+    b.force_open(secs(0));
+    assert_eq!(
+        format!("{:?}", permit(&b, secs(5))),
+        "Permit { probe_generation: 1 }"
+    );
+}
+
 #[test]
 fn half_open_admits_n_probes_and_check_takes_none() {
     let b = Breaker::new(config(), 0);
