@@ -71,24 +71,16 @@ fn measure(pairs: usize, aa: bool) -> Result<Vec<Pair>, String> {
     let bare = http_client();
     let second = http_client();
     let request = request();
-    let ours_once = || -> Result<Duration, String> {
-        let start = clock();
-        let text = if aa {
-            rt.block_on(bare_call(&second, &url))?.text
-        } else {
-            rt.block_on(breakwater_call(&client, &request))?
-        };
-        let took = clock() - start;
-        check(&text)?;
-        Ok(took)
+    let ours_once = || {
+        timed(|| {
+            if aa {
+                Ok(rt.block_on(bare_call(&second, &url))?.text)
+            } else {
+                rt.block_on(breakwater_call(&client, &request))
+            }
+        })
     };
-    let bare_once = || -> Result<Duration, String> {
-        let start = clock();
-        let answer = rt.block_on(bare_call(&bare, &url))?;
-        let took = clock() - start;
-        check(&answer.text)?;
-        Ok(took)
-    };
+    let bare_once = || timed(|| Ok(rt.block_on(bare_call(&bare, &url))?.text));
     let mut samples = Vec::with_capacity(pairs);
     for i in 0..WARM_UP + pairs {
         let pair = if i % 2 == 0 {
@@ -119,9 +111,13 @@ fn clock() -> Instant {
     Instant::now()
 }
 
-fn check(text: &str) -> Result<(), String> {
+/// How long `call` took; an error unless it answered the expected text.
+fn timed(call: impl FnOnce() -> Result<String, String>) -> Result<Duration, String> {
+    let start = clock();
+    let text = call()?;
+    let took = clock() - start;
     if text == ANSWER_TEXT {
-        Ok(())
+        Ok(took)
     } else {
         Err(format!("unexpected answer {text:?}"))
     }
