@@ -109,4 +109,14 @@ mod tests {
         let on: Result<Option<f64>, Error> = deserialize(true.into_deserializer());
         assert!(on.is_err());
     }
+
+    #[test]
+    fn a_rejected_value_is_told_what_is_expected() {
+        let word: Result<Option<f64>, Error> = deserialize("on".into_deserializer());
+        let error = word.expect_err("a string is not a setting").to_string();
+        assert!(
+            error.contains("expected a setting, or false to turn it off"),
+            "{error}"
+        );
+    }
 }
