@@ -499,6 +499,13 @@ mod tests {
         let mut ratio = Budget::new(&BudgetConfig::default());
         assert_eq!(ratio.available(now), 100.0);
         assert!(ratio.try_withdraw(now, RetryReason::Error).is_ok());
+        // What lets a shared ratio budget skip its lock on attempts: they move nothing.
+        assert!(!ratio.counts_attempts());
+        let before = ratio.available(now);
+        ratio.on_attempt(now, false, None);
+        ratio.on_attempt(now, true, None);
+        assert_eq!(ratio.available(now), before);
+        assert!(quota.counts_attempts() && throttle.counts_attempts());
         assert!(
             Refused {
                 until: Some(Time::from_secs(1))
