@@ -500,47 +500,53 @@ fn stale_outcomes_are_ignored() {
     assert!(plan.is_finished());
 }
 
-/// [`TWO_STEPS`] and a third step, Gemini, taken only for a context-window error.
-fn with_large_context_step() -> (Registry, Route) {
+/// [`TWO_STEPS`] and a third step, Gemini, taken only `when` (a condition's name).
+fn with_conditional_step(when: &str) -> (Registry, Route) {
     let route_text = format!(
-        "{TWO_STEPS}\n[[step]]\nprovider = \"gemini\"\nmodel = \"gemini-2.5-pro\"\nwhen = \"context_window_exceeded\"\nattempts = 1\n"
+        "{TWO_STEPS}\n[[step]]\nprovider = \"gemini\"\nmodel = \"gemini-2.5-pro\"\nwhen = \"{when}\"\nattempts = 1\n"
     );
     setup(&route_text, RegistryConfig::default())
 }
 
-fn too_long() -> Outcome {
+/// A 400 with `error`, a non-retriable provider code.
+fn refused(error: ErrorCode) -> Outcome {
     Outcome::Status {
         status: 400,
-        error: Some(ErrorCode::ContextWindowExceeded),
+        error: Some(error),
         hints: Hints::default(),
     }
 }
 
 #[test]
-fn context_window_errors_take_the_conditional_step() {
-    let (_registry, route) = with_large_context_step();
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
-    let too_long = too_long();
-    let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, _| {
-        if n == 0 {
-            (ms(100), too_long, Usage::default())
-        } else {
-            (ms(100), Outcome::Success, Usage::default())
-        }
-    });
-    assert_eq!(attempts(&seen), [0, 2]);
-    assert_eq!(
-        finished.resolution,
-        Resolution::Success {
-            step: 2,
-            fallback_used: true
-        }
-    );
+fn context_window_and_content_policy_errors_take_their_conditional_step() {
+    for (when, error) in [
+        ("context_window_exceeded", ErrorCode::ContextWindowExceeded),
+        ("content_policy", ErrorCode::ContentPolicy),
+    ] {
+        let (_registry, route) = with_conditional_step(when);
+        let mut plan = Plan::new(
+            &route,
+            TaskKind::Interactive,
+            Deadline::after(Time::ZERO, secs(60)),
+            RequestOptions::default(),
+        );
+        let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, _| {
+            if n == 0 {
+                (ms(100), refused(error), Usage::default())
+            } else {
+                (ms(100), Outcome::Success, Usage::default())
+            }
+        });
+        assert_eq!(attempts(&seen), [0, 2], "{when}");
+        assert_eq!(
+            finished.resolution,
+            Resolution::Success {
+                step: 2,
+                fallback_used: true
+            },
+            "{when}"
+        );
+    }
 }
 
 #[test]
@@ -814,14 +820,14 @@ fn a_requests_first_attempt_earns_its_retry() {
 /// entered again.
 #[test]
 fn the_conditional_step_failing_the_same_way_ends_the_request() {
-    let (_registry, route) = with_large_context_step();
+    let (_registry, route) = with_conditional_step("context_window_exceeded");
     let mut plan = Plan::new(
         &route,
         TaskKind::Critical,
         Deadline::after(Time::ZERO, secs(60)),
         RequestOptions::default(),
     );
-    let too_long = too_long();
+    let too_long = refused(ErrorCode::ContextWindowExceeded);
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
         (ms(100), too_long, Usage::default())
     });
