@@ -182,6 +182,32 @@ fn five_529s_then_the_fallback_succeeds() {
     assert!(!finished.history.is_empty());
 }
 
+/// Without jitter the waits are the backoff's schedule itself: the first retry waits
+/// the base, each next one twice the last, up to the cap.
+#[test]
+fn unjittered_waits_follow_the_backoff_from_its_base() {
+    let route_text = TWO_STEPS.replace("cap_ms = 2000", "cap_ms = 350\n    jitter = \"none\"");
+    let (_registry, route) = setup(&route_text, RegistryConfig::default());
+    let mut plan = Plan::new(
+        &route,
+        TaskKind::Interactive,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    );
+    let (_, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
+        (ms(10), status(503), Usage::default())
+    });
+    let waits: Vec<Duration> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Wait { at, until } => Some(until.saturating_duration_since(*at)),
+            _ => None,
+        })
+        .collect();
+    // Sonnet's five attempts, then the fallback's two (its backoff starts over).
+    assert_eq!(waits, [ms(100), ms(200), ms(350), ms(350), ms(100)]);
+}
+
 #[test]
 fn a_400_fails_at_once() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
