@@ -280,6 +280,15 @@ fn a_permit_from_another_breaker_is_ignored() {
     assert_eq!(a.state(secs(5)), State::HalfOpen, "released, not recorded");
     assert!(permit(&a, secs(5)).is_probe() && permit(&a, secs(5)).is_probe());
     assert_eq!(b.state(secs(5)), State::Closed);
+
+    // Both half-open in the same generation: still not one of `b`'s probes.
+    let (a, b) = (Breaker::new(config(), 0), Breaker::new(config(), 0));
+    a.force_open(secs(0));
+    b.force_open(secs(0));
+    let probe = permit(&a, secs(5));
+    b.record(secs(5), probe, &FAIL, Duration::ZERO);
+    assert_eq!(b.state(secs(5)), State::HalfOpen, "no failed probe of b's");
+    assert!(permit(&a, secs(5)).is_probe() && permit(&a, secs(5)).is_probe());
 }
 
 #[test]
