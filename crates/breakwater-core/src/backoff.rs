@@ -257,6 +257,12 @@ mod tests {
             jitter: Jitter::Decorrelated,
         };
         assert_eq!(inverted.validate(), Err(BackoffError::CapBelowBase));
+        // A cap equal to the base is a constant delay, and valid.
+        let constant = Backoff {
+            cap: ms(10),
+            ..inverted
+        };
+        assert_eq!(constant.validate(), Ok(()));
         assert!(inverted.delay(3, Some(ms(100)), &mut rng) <= ms(5));
     }
 

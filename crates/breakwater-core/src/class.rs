@@ -267,6 +267,8 @@ mod tests {
         assert!(!set.contains(ClassKind::Success));
         assert_eq!(format!("{set:?}"), "{Retriable, Overloaded, Ambiguous}");
         assert_eq!(format!("{:?}", ClassSet::EMPTY), "{}");
+        // Adding a kind twice keeps it.
+        assert_eq!(set.with(ClassKind::Retriable), set);
     }
 
     #[test]

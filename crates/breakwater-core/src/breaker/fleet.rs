@@ -251,6 +251,8 @@ mod tests {
             },
         );
         let probe = b.admit(secs(1)).into_result().unwrap();
+        // A revocation for another half-open period takes nothing from this one.
+        assert_eq!(b.revoke_unused_probes(secs(1), generation + 1), 0);
         assert_eq!(b.revoke_unused_probes(secs(1), generation), 1);
         assert_eq!(b.revoke_unused_probes(secs(1), generation), 0);
         assert!(!b.admit(secs(1)).is_admitted());

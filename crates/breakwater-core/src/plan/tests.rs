@@ -221,6 +221,7 @@ fn a_400_fails_at_once() {
         (ms(100), status(400), Usage::default())
     });
     assert_eq!(attempts(&seen), [0]);
+    assert!(!finished.is_success());
     assert_eq!(
         finished.resolution,
         Resolution::Failed {
