@@ -617,6 +617,39 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_config_is_refused_naming_its_part() {
+        use crate::budget::{BudgetError, RatioConfig};
+        let breaker = RegistryConfig {
+            breaker: Some(BreakerConfig {
+                consecutive_failures: Some(0),
+                ..BreakerConfig::default()
+            }),
+            ..RegistryConfig::default()
+        };
+        let error = Registry::new(breaker).unwrap_err();
+        assert_eq!(
+            error,
+            RegistryError::Breaker(BreakerError::ZeroConsecutiveFailures)
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("breaker: breaker consecutive_failures"),
+            "{error}"
+        );
+        let budget = RegistryConfig {
+            budget: Some(BudgetConfig::Ratio(RatioConfig {
+                ratio: f64::NAN,
+                ..RatioConfig::default()
+            })),
+            ..RegistryConfig::default()
+        };
+        let error = Registry::new(budget).unwrap_err();
+        assert_eq!(error, RegistryError::Budget(BudgetError::Ratio));
+        assert!(error.to_string().starts_with("budget: "), "{error}");
+    }
+
+    #[test]
     fn off_means_none() {
         let config = RegistryConfig {
             breaker: None,
