@@ -1,11 +1,16 @@
 //! The core's hot paths: breaker admit + record, budget withdraw + deposit, one
 //! backoff delay, the request plan's whole success path, and registry look-ups.
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Acquire;
 use std::time::Duration;
 
 use breakwater_benches::route;
 use breakwater_core::budget::{QuotaConfig, RatioConfig, RetryReason, ThrottleConfig};
+use breakwater_core::key::KeyHasher;
 use breakwater_core::registry::SharedBudget;
 use breakwater_core::{
     Action, Admit, Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Class, Deadline, Jitter,
@@ -167,25 +172,15 @@ pub(crate) fn plan(c: &mut Criterion) {
 }
 
 pub(crate) fn registry(c: &mut Criterion) {
+    let sizes: Vec<Keyed> = [1, 100, 10_000].into_iter().map(Keyed::new).collect();
     let mut group = c.benchmark_group("registry/lookup_admit");
-    for keys in [1usize, 100, 10_000] {
-        let registry = Registry::new(RegistryConfig::default()).expect("default registry is valid");
-        let names: Vec<Key> = (0..keys)
-            .map(|i| Key::new("provider", &format!("model-{i}")))
-            .collect();
-        for key in &names {
-            let _ = registry.breaker(key);
-        }
-        let mut i = 0;
-        group.bench_function(format!("{keys}_keys"), |b| {
-            b.iter_batched(
-                || {
-                    i = (i + 7919) % keys;
-                    &names[i]
-                },
+    for keyed in &sizes {
+        group.bench_function(format!("{}_keys", keyed.names.len()), |b| {
+            b.iter_batched_ref(
+                caller_key(&keyed.names),
                 |key| {
                     black_box(matches!(
-                        registry.admit(key, Time::from_secs(1)),
+                        keyed.registry.admit(key, Time::from_secs(1)),
                         Some(Admit::Admitted(_))
                     ))
                 },
@@ -194,4 +189,57 @@ pub(crate) fn registry(c: &mut Criterion) {
         });
     }
     group.finish();
+    let mut group = c.benchmark_group("registry/floor_hashmap_load");
+    for keyed in &sizes {
+        group.bench_function(format!("{}_keys", keyed.names.len()), |b| {
+            b.iter_batched_ref(
+                caller_key(&keyed.names),
+                |key| black_box(keyed.floor.get(key).map(|word| word.load(Acquire))),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+/// A registry holding a breaker for each of `names`, and a floor to compare it with:
+/// the same keys' state behind a pointer in a plain map (the same hash and equality),
+/// of which a call reads one word, the least such a registry does per call.
+struct Keyed {
+    names: Vec<Key>,
+    registry: Registry,
+    floor: HashMap<Key, Arc<AtomicU64>, KeyHasher>,
+}
+
+impl Keyed {
+    fn new(keys: usize) -> Keyed {
+        let names: Vec<Key> = (0..keys)
+            .map(|i| Key::new("provider", &format!("model-{i}")))
+            .collect();
+        let registry = Registry::new(RegistryConfig::default()).expect("default registry is valid");
+        for key in &names {
+            let _ = registry.breaker(key);
+        }
+        let floor = names
+            .iter()
+            .map(|key| (key.clone(), Arc::new(AtomicU64::new(0))))
+            .collect();
+        Keyed {
+            names,
+            registry,
+            floor,
+        }
+    }
+}
+
+/// The key of each call, untimed: the next of `names` by a stride prime to their
+/// count, cloned, so that the caller holds its key as a caller does (a key it just
+/// built or keeps at hand). Reading it from a table as large as the registry's would
+/// add a cache miss of the bench's own to every call at 10,000 keys.
+fn caller_key(names: &[Key]) -> impl FnMut() -> Key + '_ {
+    let mut i = 0;
+    move || {
+        i = (i + 7919) % names.len();
+        names[i].clone()
+    }
 }
