@@ -162,6 +162,7 @@ mod tests {
         let d = Deadline::after(late, ms(10_000));
         assert_eq!(d.end(), Time::MAX);
         assert!(d.is_unbounded());
+        assert!(!Deadline::after(t(0), ms(10_000)).is_unbounded());
         assert_eq!(d.attempt_timeout(late, ms(5)), Some(ms(1)));
         let u = Deadline::unbounded(t(0));
         assert_eq!(u, Deadline::after(t(0), Duration::MAX));

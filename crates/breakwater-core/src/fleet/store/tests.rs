@@ -190,6 +190,14 @@ fn fields_round_trip_and_versions_are_checked() {
         ms(100),
     );
     s.apply(&Op::CoolDown { until: ms(300) }, ms(100));
+    s.apply(
+        &Op::ProbeSucceeded {
+            epoch: s.record.epoch,
+            close_after: 3,
+        },
+        ms(100),
+    );
+    assert_eq!(s.successes, 1, "every field is set before the round trip");
     let fields = s.to_fields();
     let read = StoreRecord::from_fields(fields.iter().map(|(k, v)| (*k, v.as_str())));
     assert_eq!(read, Ok(s));
