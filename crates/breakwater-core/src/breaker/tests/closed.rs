@@ -92,6 +92,30 @@ fn slow_call_rate_trips_on_slow_successes() {
     assert_eq!(causes(&b), [Cause::SlowCallRate]);
 }
 
+/// Slow successes count even into a settled window, where fast ones write nothing.
+#[test]
+fn slow_successes_into_a_full_window_of_fast_ones_trip_it() {
+    let b = Breaker::new(
+        BreakerConfig {
+            consecutive_failures: None,
+            window: Some(Window::Count { size: 4 }),
+            failure_rate: None,
+            slow_call_rate: Some(0.5),
+            slow_call_ms: Duration::from_secs(1),
+            min_calls: 4,
+            ..config()
+        },
+        0,
+    );
+    for _ in 0..8 {
+        call_took(&b, secs(0), OK, Duration::from_millis(10));
+    }
+    call_took(&b, secs(0), OK, Duration::from_secs(2));
+    assert_eq!(b.state(secs(0)), State::Closed, "1/4 slow");
+    call_took(&b, secs(0), OK, Duration::from_secs(2));
+    assert_eq!(b.state(secs(0)), open(secs(5)), "2/4 slow");
+}
+
 #[test]
 fn time_window_expires_old_calls() {
     let b = Breaker::new(
