@@ -73,4 +73,19 @@ mod tests {
             assert!((0.0..1.0).contains(&x));
         }
     }
+
+    /// `next_f64` keeps the top 53 bits: all ones is the largest float below 1, and
+    /// the lowest kept bit alone is 2⁻⁵³.
+    #[test]
+    fn a_float_is_the_top_53_bits() {
+        struct Fixed(u64);
+        impl Rng for Fixed {
+            fn next_u64(&mut self) -> u64 {
+                self.0
+            }
+        }
+        assert_eq!(Fixed(u64::MAX).next_f64(), 1.0 - f64::EPSILON / 2.0);
+        assert_eq!(Fixed(1 << 11).next_f64(), 2f64.powi(-53));
+        assert_eq!(Fixed((1 << 11) - 1).next_f64(), 0.0);
+    }
 }

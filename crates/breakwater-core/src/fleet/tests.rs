@@ -350,6 +350,21 @@ fn an_idle_grant_is_released() {
     );
 }
 
+/// Cut off from the store, a replica stops waiting for grants: its gated breakers
+/// probe on their own.
+#[test]
+fn losing_the_store_ungates_a_half_open_breaker() {
+    let (mut fleet, a) = half_open_alone();
+    assert!(
+        !a.admit(fleet.now).is_admitted(),
+        "gated: it asks the fleet"
+    );
+    let node = &mut fleet.nodes[0];
+    node.replica.set_connected(fleet.now, &node.registry, false);
+    let probe = a.admit(fleet.now).into_result().unwrap();
+    assert!(probe.is_probe());
+}
+
 /// A grant whose probe was taken has nothing to give back.
 #[test]
 fn a_used_grant_is_not_released() {
