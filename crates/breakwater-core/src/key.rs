@@ -275,5 +275,20 @@ mod tests {
         let mut other = KeyHasher::default().build_hasher();
         other.write(b"ba");
         assert_ne!(bytes.finish(), other.finish());
+        // A byte is mixed in, not or-ed: after a first byte of 1 the state's low bit is
+        // set, so a second byte of 1 or of 0 must still differ.
+        let written = |data: &[u8]| {
+            let mut h = KeyHasher::default().build_hasher();
+            h.write(data);
+            h.finish()
+        };
+        assert_ne!(written(&[1, 1]), written(&[1, 0]));
+        // A key hashes as its stable hash: keys with different names land apart.
+        let (a, b) = (Key::new("p", "a"), Key::new("p", "b"));
+        assert_eq!(KeyHasher::default().hash_one(&a), hash(a.stable_hash()));
+        assert_ne!(
+            KeyHasher::default().hash_one(&a),
+            KeyHasher::default().hash_one(&b)
+        );
     }
 }
