@@ -341,6 +341,23 @@ mod tests {
         assert_eq!(available(&c, later), 3.0);
     }
 
+    /// Totals for windows outside the live ten (an expired one shares its ring slot
+    /// with a live one; a future one has none yet) are dropped, not mixed into a slot.
+    #[test]
+    fn totals_for_windows_out_of_range_are_ignored() {
+        let b = budget();
+        let mut m = BudgetMirror::new(1, FleetClock::identity());
+        let t = Time::from_secs(12);
+        b.on_request(t);
+        b.on_request(t);
+        assert_eq!(available(&b, t), 1.0);
+        let push = m.begin(t, &b).unwrap();
+        let expired = push.window - WINDOWS;
+        let future = push.window + 1;
+        m.finish(t, &b, &[(expired, 50_000_000), (future, 50_000_000)]);
+        assert_eq!(available(&b, t), 1.0);
+    }
+
     #[test]
     fn other_budget_kinds_stay_local() {
         let quota = SharedBudget::new(Budget::new(&crate::BudgetConfig::Quota(
