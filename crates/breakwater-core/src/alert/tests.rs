@@ -90,6 +90,7 @@ fn at_ms(ms: u64) -> Time {
 fn a_retry_storm_raises_once_with_its_cause_and_clears_once() {
     let route = route();
     let mut alarms = Alarms::new(config());
+    assert_eq!(alarms.config(), &config());
     let claude = Scope::Key(Key::new("anthropic", "claude"));
     // A calm minute: nothing.
     for i in 0..100 {

@@ -593,7 +593,9 @@ fn poll_timeout_names_the_next_poll_and_budget_sync() {
     let mut replica = Replica::new(1, config(), FleetClock::identity());
     assert_eq!(replica.poll_timeout(), None, "disconnected");
     assert!(
-        replica.budget_pushes(Time::from_secs(60), &registry).is_empty(),
+        replica
+            .budget_pushes(Time::from_secs(60), &registry)
+            .is_empty(),
         "nothing is pushed while disconnected, however late"
     );
     replica.set_connected(Time::ZERO, &registry, true);

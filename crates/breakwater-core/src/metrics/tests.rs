@@ -128,6 +128,25 @@ fn dollars(cost: Cost) -> f64 {
     cost.nanodollars() as f64 / 1e9
 }
 
+/// A request that reached the fallback counts one fallback, whether the fallback
+/// answered or the request degraded after it; one that stayed on its first step none.
+#[test]
+fn a_fallback_counts_once_whatever_the_ending() {
+    for (failures, fallbacks) in [(3, 1), (5, 1), (1, 0)] {
+        let (_registry, route) = route(false);
+        let mut metrics = Metrics::new();
+        metrics.record(
+            &route,
+            &request(&route, TaskKind::Interactive, failures, false),
+        );
+        assert_eq!(
+            metrics.snapshot().fallbacks,
+            fallbacks,
+            "{failures} failures"
+        );
+    }
+}
+
 #[test]
 fn counts_every_ending_and_rate() {
     let s = seven().snapshot();
