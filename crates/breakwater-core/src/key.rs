@@ -261,6 +261,9 @@ mod tests {
             h.finish()
         };
         assert_ne!(hash(1) >> 57, hash(2) >> 57);
+        // The product's high half is folded into the low one: the top input bit alone
+        // leaves only bit 63 in the low half, and the rest comes from the high half.
+        assert_eq!(hash(1 << 63), (1 << 63) ^ (0x9e37_79b9_7f4a_7c15 >> 1));
         // Over keys' stable hashes (what a map feeds it), half the bits come out set:
         // the fold favours neither ones nor zeros (64,000 bits; σ ≈ 126).
         let ones: u32 = (0..1000)
