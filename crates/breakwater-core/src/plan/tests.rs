@@ -129,6 +129,17 @@ fn drive(
     panic!("plan did not finish within 10,000 polls: {seen:?}");
 }
 
+/// A plan on `route` for a request of `kind` that starts at zero with a minute to
+/// live and the default options.
+fn within_a_minute(route: &Route, kind: TaskKind) -> Plan<'_> {
+    Plan::new(
+        route,
+        kind,
+        Deadline::after(Time::ZERO, secs(60)),
+        RequestOptions::default(),
+    )
+}
+
 fn attempts(seen: &[Seen]) -> Vec<usize> {
     seen.iter()
         .filter_map(|s| match s {
@@ -188,12 +199,7 @@ fn five_529s_then_the_fallback_succeeds() {
 fn unjittered_waits_follow_the_backoff_from_its_base() {
     let route_text = TWO_STEPS.replace("cap_ms = 2000", "cap_ms = 350\n    jitter = \"none\"");
     let (_registry, route) = setup(&route_text, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Interactive);
     let (_, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
         (ms(10), status(503), Usage::default())
     });
@@ -211,12 +217,7 @@ fn unjittered_waits_follow_the_backoff_from_its_base() {
 #[test]
 fn a_400_fails_at_once() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Interactive);
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, true, |_, _| {
         (ms(100), status(400), Usage::default())
     });
@@ -452,12 +453,7 @@ fn a_deadline_already_past_sends_nothing() {
 #[test]
 fn the_slow_notice_fires_once() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Interactive);
     assert_eq!(plan.poll_timeout(), Some(Time::ZERO));
     let mut rng = seeded(1);
     let Action::Attempt(attempt) = plan.poll(Time::ZERO, &mut rng) else {
@@ -498,12 +494,7 @@ fn the_slow_notice_fires_once() {
 #[test]
 fn stale_outcomes_are_ignored() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Interactive);
     let mut rng = seeded(1);
     let Action::Attempt(first) = plan.poll(Time::ZERO, &mut rng) else {
         panic!()
@@ -551,12 +542,7 @@ fn context_window_and_content_policy_errors_take_their_conditional_step() {
         ("content_policy", ErrorCode::ContentPolicy),
     ] {
         let (_registry, route) = with_conditional_step(when);
-        let mut plan = Plan::new(
-            &route,
-            TaskKind::Interactive,
-            Deadline::after(Time::ZERO, secs(60)),
-            RequestOptions::default(),
-        );
+        let mut plan = within_a_minute(&route, TaskKind::Interactive);
         let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, _| {
             if n == 0 {
                 (ms(100), refused(error), Usage::default())
@@ -622,12 +608,7 @@ fn invalid_output_is_retried_once_at_once_then_falls_back() {
         "    name = \"chat\"\n    validator = \"json\"\n",
     );
     let (registry, route) = setup(&route, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Interactive,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Interactive);
     let mut validators = Vec::new();
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |n, attempt| {
         validators.push(attempt.validator.map(str::to_owned));
@@ -691,12 +672,7 @@ fn invalid_output_retries_are_per_step_and_count_towards_its_attempts() {
         attempts = 3
     "#;
     let (_registry, route) = setup(route, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Critical,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Critical);
     let mut validators = Vec::new();
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, attempt| {
         validators.push((attempt.step, attempt.validator.map(str::to_owned)));
@@ -720,12 +696,7 @@ fn invalid_output_retries_are_per_step_and_count_towards_its_attempts() {
 #[test]
 fn ambiguous_outcomes_get_one_retry() {
     let (_registry, route) = setup(TWO_STEPS, RegistryConfig::default());
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Critical,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Critical);
     let (finished, _) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
         (ms(100), status(408), Usage::default())
     });
@@ -848,12 +819,7 @@ fn a_requests_first_attempt_earns_its_retry() {
 #[test]
 fn the_conditional_step_failing_the_same_way_ends_the_request() {
     let (_registry, route) = with_conditional_step("context_window_exceeded");
-    let mut plan = Plan::new(
-        &route,
-        TaskKind::Critical,
-        Deadline::after(Time::ZERO, secs(60)),
-        RequestOptions::default(),
-    );
+    let mut plan = within_a_minute(&route, TaskKind::Critical);
     let too_long = refused(ErrorCode::ContextWindowExceeded);
     let (finished, seen) = drive(&mut plan, Time::ZERO, 1, false, |_, _| {
         (ms(100), too_long, Usage::default())
