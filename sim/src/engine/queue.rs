@@ -8,15 +8,21 @@
 //!
 //! A discrete-event simulator only schedules at or after the current time, so its
 //! queue is *monotone*: no key pushed is below the last one popped. A radix heap
-//! (Ahuja, Mehlhorn, Orlin and Tarjan, 1990) takes advantage of that. Bucket `i` holds
-//! the events whose time first differs from `now` in bit `i` (counting from the least
-//! significant), and a separate FIFO holds the events at exactly `now`. Scheduling is
-//! an append. Popping takes the FIFO's front; when the FIFO is empty, the lowest
-//! non-empty bucket's events are moved down, relative to its earliest time, which
-//! becomes `now`. An event moves at most 64 times and in practice a handful, always to
-//! a strictly lower bucket; a binary heap instead moves about 2·log₂ n entries per pop,
-//! with a cache miss each once the heap outgrows the cache (a storm run holds ~10⁵
-//! far-future attempt timeouts and slow-notice timers).
+//! (Ahuja, Mehlhorn, Orlin and Tarjan, 1990) takes advantage of that. This one reads a
+//! time as 6-bit digits (eleven of them, the last four bits wide). An event waits in
+//! the bucket of the highest digit in which its time differs from `now` (its *level*)
+//! and of its value of that digit; a separate FIFO holds the events at exactly `now`.
+//! Every event in a lower level is earlier than every event in a higher one, and within
+//! a level a smaller digit is earlier, so the lowest non-empty bucket, in (level,
+//! digit) order, holds the next events. Scheduling is an append. Popping takes the
+//! FIFO's front; when the FIFO is empty, the lowest non-empty bucket's events are
+//! moved, relative to its earliest time, which becomes `now`. They agree with that time
+//! on every digit from their bucket's level up, so each lands in a strictly lower level
+//! (or in the FIFO): an event moves at most eleven times. In the engine bench it moves 1.3
+//! times on average at 1,000 clients and 2.1 times at 100,000 (with single-bit digits,
+//! 3.6 and 6.2). A binary heap instead moves about 2·log₂ n entries per pop, with a
+//! cache miss each once the heap outgrows the cache (a storm run holds ~10⁵ far-future
+//! attempt timeouts and slow-notice timers).
 //!
 //! Ties need no sequence number: the bucket of an event is a function of its time and
 //! `now` alone, so events at one time always share a bucket, where they are appended
@@ -27,19 +33,28 @@ use std::collections::VecDeque;
 
 use breakwater_core::Time;
 
-/// Buckets for times after `now`: one per bit of a `u64`.
-const BUCKETS: usize = 64;
+/// Bits per digit: a level splits into `1 << DIGIT_BITS` buckets.
+const DIGIT_BITS: u32 = 6;
+/// Buckets per level.
+const DIGITS: usize = 1 << DIGIT_BITS;
+/// Levels: one per digit of a `u64`.
+const LEVELS: usize = u64::BITS.div_ceil(DIGIT_BITS) as usize;
+/// All buckets, numbered `level · DIGITS + digit`: ascending numbers are ascending times.
+const BUCKETS: usize = LEVELS * DIGITS;
+/// Words of the occupancy bitmap.
+const WORDS: usize = BUCKETS.div_ceil(64);
 
 /// A min-queue of `E` keyed by (time, insertion order).
 #[derive(Debug)]
 pub struct EventQueue<E> {
     /// The events at exactly `now`, in scheduling order.
     current: VecDeque<E>,
-    /// `buckets[i]`: the events whose time's highest bit differing from `now` is bit
-    /// `i`, in scheduling order.
-    buckets: [Vec<(Time, E)>; BUCKETS],
-    /// Bit `i` set iff `buckets[i]` is non-empty.
-    occupied: u64,
+    /// `buckets[level · DIGITS + digit]`: the events whose time's highest digit
+    /// differing from `now` is `level`, with that digit's value `digit`, in scheduling
+    /// order.
+    buckets: Box<[Vec<(Time, E)>]>,
+    /// Bit `b` (of word `b / 64`) set iff `buckets[b]` is non-empty.
+    occupied: [u64; WORDS],
     len: usize,
     now: Time,
     popped: u64,
@@ -57,8 +72,8 @@ impl<E> EventQueue<E> {
     pub fn new() -> EventQueue<E> {
         EventQueue {
             current: VecDeque::new(),
-            buckets: std::array::from_fn(|_| Vec::new()),
-            occupied: 0,
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            occupied: [0; WORDS],
             len: 0,
             now: Time::ZERO,
             popped: 0,
@@ -113,8 +128,16 @@ impl<E> EventQueue<E> {
         if !self.current.is_empty() {
             return Some(self.now);
         }
-        let lowest = self.occupied.trailing_zeros() as usize;
-        self.buckets.get(lowest)?.iter().map(|&(at, _)| at).min()
+        let lowest = self.lowest()?;
+        self.buckets[lowest].iter().map(|&(at, _)| at).min()
+    }
+
+    /// The lowest non-empty bucket.
+    fn lowest(&self) -> Option<usize> {
+        self.occupied
+            .iter()
+            .position(|&word| word != 0)
+            .map(|w| w * 64 + self.occupied[w].trailing_zeros() as usize)
     }
 
     /// Puts an event at `at ≥ now` where it belongs relative to `now`.
@@ -123,34 +146,31 @@ impl<E> EventQueue<E> {
         if diff == 0 {
             self.current.push_back(event);
         } else {
-            let bucket = (u64::BITS - 1 - diff.leading_zeros()) as usize;
+            let level = (u64::BITS - 1 - diff.leading_zeros()) / DIGIT_BITS;
+            let digit = (at.as_nanos() >> (level * DIGIT_BITS)) as usize & (DIGITS - 1);
+            let bucket = level as usize * DIGITS + digit;
             self.buckets[bucket].push((at, event));
-            self.occupied |= 1 << bucket;
+            self.occupied[bucket / 64] |= 1 << (bucket % 64);
         }
     }
 
     /// With `current` empty: advances `now` to the earliest waiting time and returns
     /// the first event scheduled for it; the others at that time land in `current`.
     ///
-    /// The lowest non-empty bucket holds the earliest events (an event in a higher
-    /// bucket differs from `now` in a higher bit, so it is later). When that bucket
-    /// holds one event, that event is next and alone at its time: it is returned as
-    /// is. Otherwise the bucket moves down relative to its earliest time; each moved
-    /// event goes to a strictly lower bucket, because it agrees with the new `now` on
-    /// every bit above the bucket's.
+    /// The lowest non-empty bucket holds the earliest events. When it holds one event,
+    /// that event is next and alone at its time: it is returned as is. Otherwise the
+    /// bucket moves relative to its earliest time; each moved event goes to a strictly
+    /// lower level, because it agrees with the new `now` on every digit from the
+    /// bucket's level up.
     fn refill(&mut self) -> Option<E> {
-        if self.occupied == 0 {
-            return None;
-        }
-        let lowest = self.occupied.trailing_zeros() as usize;
+        let lowest = self.lowest()?;
+        self.occupied[lowest / 64] &= !(1 << (lowest % 64));
         if self.buckets[lowest].len() == 1 {
             let (at, event) = self.buckets[lowest].pop()?;
-            self.occupied &= !(1 << lowest);
             self.now = at;
             return Some(event);
         }
         let mut moving = std::mem::take(&mut self.buckets[lowest]);
-        self.occupied &= !(1 << lowest);
         if let Some(earliest) = moving.iter().map(|&(at, _)| at).min() {
             self.now = earliest;
         }
@@ -223,7 +243,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             3 => (-1_000i64..1_000_000_000).prop_map(Op::Schedule),
-            1 => prop::sample::select(vec![0i64, 1, 7, 1 << 20, 1 << 40]).prop_map(Op::Schedule),
+            1 => prop::sample::select(vec![0i64, 1, 7, 1 << 20, 1 << 40, 1 << 62]).prop_map(Op::Schedule),
             3 => Just(Op::Pop),
         ]
     }
