@@ -38,7 +38,8 @@ def run(args):
     env = simpy.Environment()
     server = simpy.Resource(env, capacity=args.concurrency)
     mu = math.log(args.median_s)
-    stats = {"requests": 0, "attempts": 0, "successes": 0, "rejected": 0, "waits": 0}
+    stats = {"requests": 0, "attempts": 0, "successes": 0, "rejected": 0, "waits": 0,
+             "unqueued": 0}
 
     def request():
         for retry in range(args.attempts):
@@ -49,9 +50,14 @@ def run(args):
             # queue rejects (with queue_limit > 0 a full queue is never empty).
             rejected = (p > 0.0 and rng.random() < p) or depth >= args.queue_limit
             if not rejected:
+                at_once = not server.queue and server.count < server.capacity
                 with server.request() as slot:
                     yield slot
-                    yield env.timeout(rng.lognormvariate(mu, args.sigma))
+                    service = rng.lognormvariate(mu, args.sigma)
+                    # breakwater-sim schedules no timeout for an attempt that starts at
+                    # once and ends before its timeout: its answer surely comes first.
+                    stats["unqueued"] += at_once and service < args.timeout_s
+                    yield env.timeout(service)
                 stats["successes"] += 1
                 return
             stats["rejected"] += 1
@@ -79,9 +85,10 @@ def run(args):
     simpy_events = next(eid) if eid is not None else None
     r, a, s = stats["requests"], stats["attempts"], stats["successes"]
     # breakwater-sim's engine pops: one arrival per request; per served attempt, the
-    # service's end, the reply and the attempt's (by then stale) timeout check; per
-    # rejected attempt, its reply; per retry, the wake-up after the wait.
-    model_events = r + 3 * s + stats["rejected"] + stats["waits"]
+    # service's end, the reply and, unless it started at once and ended in time, the
+    # attempt's (by then stale) timeout check; per rejected attempt, its reply; per
+    # retry, the wake-up after the wait.
+    model_events = r + 3 * s - stats["unqueued"] + stats["rejected"] + stats["waits"]
     return {
         "requests": r,
         "attempts": a,
@@ -112,6 +119,7 @@ def main():
     p.add_argument("--attempts", type=int, default=4)
     p.add_argument("--base-s", type=float, default=0.050)
     p.add_argument("--cap-s", type=float, default=1.0)
+    p.add_argument("--timeout-s", type=float, default=60.0, help="per-attempt timeout")
     args = p.parse_args()
     if args.overload_full <= args.overload_start:
         p.error("--overload-full must be greater than --overload-start")

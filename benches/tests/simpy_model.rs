@@ -27,9 +27,18 @@ fn the_shared_model_runs_with_retries_and_the_assumed_event_count() {
     let failed = report.shares.failed;
     assert!(failed > 0.0 && failed < 0.5, "failed share {failed}");
     assert_eq!(report.shares.degraded + report.shares.queued, 0.0);
-    // One arrival per request; per served attempt the service's end, the reply and the
-    // stale timeout check; per rejected attempt its reply; per retry a wake-up (full
-    // jitter never draws exactly zero here): 2 × (successes + attempts).
+    // One arrival per request; per served attempt the service's end, the reply and,
+    // unless it started at once and ended before its timeout, the stale timeout check;
+    // per rejected attempt its reply; per retry a wake-up (full jitter never draws
+    // exactly zero here): 2 × (successes + attempts), less the attempts served at once.
+    // The load keeps the queue busy, so those are a handful.
     let successes = (report.shares.success * report.requests as f64).round() as u64;
-    assert_eq!(run.events, 2 * (successes + report.attempts));
+    let assumed = 2 * (successes + report.attempts);
+    let unqueued = assumed
+        .checked_sub(run.events)
+        .expect("no more events than assumed");
+    assert!(
+        unqueued < report.attempts / 1_000,
+        "{unqueued} attempts served at once"
+    );
 }

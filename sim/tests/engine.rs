@@ -135,3 +135,72 @@ fn an_outage_with_timeouts_ends_at_the_deadline() {
     assert!(run.report.shares.degraded > 0.1, "{:?}", run.report.shares);
     assert!(run.last_finish <= scenario.end() + Duration::from_secs(4));
 }
+
+/// One LLM step with a 1 s attempt timeout against a provider whose every service
+/// takes exactly `service_ms` (no spread, no output-token time).
+fn exact_service(service_ms: u32) -> Scenario {
+    let text = format!(
+        r#"
+        name = "tie"
+        seed = 5
+        duration_s = 10
+        [[provider]]
+        name = "p"
+        kind = "llm"
+        concurrency = 1000
+        queue_limit = 1000
+        overload_start = 1000
+        overload_full = 2000
+        ttft = {{ median_ms = {service_ms} }}
+        per_token = {{ median_ms = 0 }}
+        [[provider.model]]
+        name = "m"
+        input_price = 1.0
+        output_price = 1.0
+        [[clients]]
+        name = "c"
+        kind = "open"
+        rate_per_s = 20
+        input_tokens = {{ median = 100 }}
+        output_tokens = {{ median = 20 }}
+        deadline_ms = 60000
+        [[policy]]
+        name = "one-second"
+        preset = "custom"
+        [policy.route]
+        name = "one-second"
+        [[policy.route.step]]
+        provider = "p"
+        model = "m"
+        attempts = 1
+        timeout_ms = 1000
+    "#
+    );
+    Scenario::from_toml(&text).expect("valid scenario")
+}
+
+/// An answer due at the very instant of its attempt's timeout loses to the timeout,
+/// and one due a millisecond earlier wins: the engine skips a timeout only when the
+/// answer is sure to come first.
+#[test]
+fn a_timeout_at_the_answers_instant_wins() {
+    for (service_ms, answered) in [(999, true), (1000, false)] {
+        let scenario = exact_service(service_ms);
+        let setup =
+            PolicySetup::from_policy(&scenario, &scenario.policies[0]).expect("a valid policy");
+        let run = run_policy(&scenario, &setup).expect("runs");
+        let server = &run.servers[0];
+        if answered {
+            assert!(server.served > 100, "{server:?}");
+            assert_eq!(run.report.shares.success, 1.0, "{service_ms} ms");
+            assert_eq!(server.wasted, 0, "{service_ms} ms");
+        } else {
+            // Every attempt times out (the service ends at that instant too, so none
+            // counts as wasted work); the breaker soon stops sending.
+            let key = &run.metrics.per_key[0];
+            assert!(key.attempts > 10, "{key:?}");
+            assert_eq!(key.retriable, key.attempts, "{key:?}");
+            assert_eq!(run.report.shares.success, 0.0, "{service_ms} ms");
+        }
+    }
+}

@@ -518,7 +518,10 @@ impl<'r> Sim<'r> {
                 self.track_job(provider, id, idx, attempt_gen);
                 self.queue
                     .schedule(done_at, Ev::ServiceDone { provider, id });
-                false
+                // The answer is scheduled when the service ends, at `done_at`: before a
+                // timeout at any later instant, which then needs no event. A timeout at
+                // `done_at` itself, scheduled now, pops before that answer and wins.
+                self.servers[p].answers_when_done() && done_at < timeout_at
             }
             Arrival::Queued { id } => {
                 self.track_job(provider, id, idx, attempt_gen);

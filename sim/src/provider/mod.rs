@@ -237,6 +237,15 @@ impl Server {
         }
     }
 
+    /// Whether a started job's answer reaches the client the moment its service ends,
+    /// whatever happens meanwhile: an LLM's answer does (a storm never cuts a running
+    /// job short, and only the client abandons one); a row's answer travels back a hop,
+    /// and a flaky server starts no job.
+    #[must_use]
+    pub fn answers_when_done(&self) -> bool {
+        matches!(self, Server::Llm(_))
+    }
+
     /// The client of `id` gave up. The work goes on; this only counts it as wasted.
     pub fn abandon(&mut self, id: ServiceId) {
         match self {
