@@ -44,7 +44,7 @@ OPTIONS:
     --csv FILE      write the per-bucket timelines as CSV
     --svg DIR       write SVG plots (offered load vs capacity, success rate, retries/s)
     --seed N        override the scenario's seed
-    --stats         print simulator throughput (events/s) to stderr
+    --stats         print simulator throughput (events/s, requests/s) to stderr
     --threads N     worker threads (default: all cores)
     --runs N        validate: seeds per Brooker strategy (default 100)
     --addr ADDR     serve: the address to listen on (default 127.0.0.1:0, any free port)
@@ -93,8 +93,14 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => {
-                println!("{HELP}");
-                std::process::exit(0);
+                let code = match emit(&format!("{HELP}\n")) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("breakwater-sim: {e}");
+                        2
+                    }
+                };
+                std::process::exit(code);
             }
             "--json" => args.json = true,
             "--stats" => args.stats = true,
@@ -225,20 +231,14 @@ fn run(args: &Args) -> Result<(), String> {
     }
     match args.command.as_str() {
         "serve" => serve_command(args),
-        "describe" => {
-            print!("{}", describe(&load(args)?));
-            Ok(())
-        }
+        "describe" => emit(&describe(&load(args)?)),
         "validate" => {
             let mut checks = validate::brooker(args.runs.max(1)).map_err(|e| e.to_string())?;
             checks.extend(validate::amplification(100_000).map_err(|e| e.to_string())?);
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&checks).map_err(|e| e.to_string())?
-                );
+                emit(&(serde_json::to_string_pretty(&checks).map_err(|e| e.to_string())? + "\n"))?;
             } else {
-                print!("{}", validate::table(&checks));
+                emit(&validate::table(&checks))?;
             }
             if checks.iter().all(|c| c.pass) {
                 Ok(())
@@ -275,20 +275,18 @@ fn run(args: &Args) -> Result<(), String> {
             let points = sweep(&scenario, &base, &params, threads(args), &progress)
                 .map_err(|e| e.to_string())?;
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&points).map_err(|e| e.to_string())?
+                return emit(
+                    &(serde_json::to_string_pretty(&points).map_err(|e| e.to_string())? + "\n"),
                 );
-                return Ok(());
             }
-            println!(
-                "{:>9} {:>10} {:>10} {:>9}  pareto  settings",
+            let mut text = format!(
+                "{:>9} {:>10} {:>10} {:>9}  pareto  settings\n",
                 "success", "p95 ms", "$/1k", "att/req"
             );
             for p in &points {
                 let r = &p.report;
-                println!(
-                    "{:>8.2}% {:>10.0} {:>10.4} {:>9.3}  {:6}  {}",
+                text += &format!(
+                    "{:>8.2}% {:>10.0} {:>10.4} {:>9.3}  {:6}  {}\n",
                     r.shares.success * 100.0,
                     r.latency_ms.p95,
                     r.dollars_per_1k,
@@ -297,7 +295,7 @@ fn run(args: &Args) -> Result<(), String> {
                     r.policy
                 );
             }
-            Ok(())
+            emit(&text)
         }
         _ => {
             let scenario = load(args)?;
@@ -320,9 +318,9 @@ fn report(
     let meta = Meta::of(scenario);
     let reports: Vec<_> = runs.iter().map(|r| r.report.clone()).collect();
     if args.json {
-        println!("{}", json(&meta, &reports));
+        emit(&(json(&meta, &reports) + "\n"))?;
     } else {
-        print!("{}", table(&meta, &reports));
+        emit(&table(&meta, &reports))?;
     }
     if let Some(path) = &args.csv {
         std::fs::write(path, csv(&reports)).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -338,14 +336,30 @@ fn report(
         let events: u64 = runs.iter().map(|r| r.events).sum();
         let requests: u64 = reports.iter().map(|r| r.requests).sum();
         let secs = elapsed.as_secs_f64().max(1e-9);
+        let threads = threads(args).min(runs.len()).max(1);
         eprintln!(
-            "simulated {requests} requests, {events} events in {secs:.2} s on {} threads: {:.2} M events/s ({:.2} M events/s per thread)",
-            threads(args).min(runs.len()).max(1),
+            "simulated {requests} requests, {events} events in {secs:.2} s on {threads} threads: \
+             {:.2} M events/s, {:.2} M requests/s ({:.2} M events/s, {:.2} M requests/s per thread)",
             events as f64 / secs / 1e6,
-            events as f64 / secs / 1e6 / threads(args).min(runs.len()).max(1) as f64,
+            requests as f64 / secs / 1e6,
+            events as f64 / secs / 1e6 / threads as f64,
+            requests as f64 / secs / 1e6 / threads as f64,
         );
     }
     Ok(())
+}
+
+/// Writes `text` to stdout. A reader that went away (`breakwater-sim | head`) is not an
+/// error: the rest of the output is dropped quietly, as other command-line tools do.
+fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing the output: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The simulator's one clock read: wall time for its own throughput report

@@ -108,9 +108,9 @@ async fn serve_until_stopped(addr: SocketAddr, config: ServeConfig) -> Result<()
     let stats = running.stats();
     let batches = running.batch_stats();
     running.shutdown().await;
-    println!("stopped at {:.1} s virtual", at.as_nanos() as f64 / 1e9);
+    let mut summary = format!("stopped at {:.1} s virtual\n", at.as_nanos() as f64 / 1e9);
     for (name, s) in stats {
-        println!(
+        summary += &format!(
             "  {name}: {} requests, {} served, {} rate-limited, {} overloaded, {} failed, {} connect errors, {} hung, {} wasted",
             s.arrivals,
             s.served,
@@ -121,9 +121,10 @@ async fn serve_until_stopped(addr: SocketAddr, config: ServeConfig) -> Result<()
             s.hung,
             s.wasted
         );
+        summary.push('\n');
     }
     if batches.batches > 0 {
-        println!(
+        summary += &format!(
             "  batches: {} created; requests {} succeeded, {} errored, {} expired, {} canceled, {} processing",
             batches.batches,
             batches.succeeded,
@@ -132,8 +133,9 @@ async fn serve_until_stopped(addr: SocketAddr, config: ServeConfig) -> Result<()
             batches.canceled,
             batches.processing
         );
+        summary.push('\n');
     }
-    Ok(())
+    super::emit(&summary)
 }
 
 /// The lines after the models: endpoints, speed, and the storms ahead.
