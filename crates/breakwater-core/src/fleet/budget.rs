@@ -356,6 +356,22 @@ mod tests {
         let future = push.window + 1;
         m.finish(t, &b, &[(expired, 50_000_000), (future, 50_000_000)]);
         assert_eq!(available(&b, t), 1.0);
+        // Nor does the future total linger as the others' share of that window: once
+        // it is the current window, this replica sends what it counted there in full.
+        let later = Time::from_secs(13);
+        b.on_request(later);
+        b.on_request(later);
+        let push = m.begin(later, &b).unwrap();
+        let fresh = BudgetMirror::new(1, FleetClock::identity())
+            .begin(later, &b)
+            .unwrap();
+        assert_eq!(push.window, future);
+        assert_eq!(push.contributions, fresh.contributions);
+        assert!(
+            push.contributions
+                .iter()
+                .any(|&(w, units)| w == future && units > 0)
+        );
     }
 
     #[test]
