@@ -2,9 +2,14 @@
 //!
 //! Every draw takes the caller's `&mut R: Rng` (a seeded ChaCha stream per entity, made
 //! by the engine), so the same seed gives the same draws. The transcendental functions
-//! (`ln`, `exp`, `cos`) come from the `libm` crate, a portable Rust port of musl's libm,
+//! (`ln`, `exp`) come from the `libm` crate, a portable Rust port of musl's libm,
 //! rather than from the platform's C library, whose last bits differ between systems:
 //! the same scenario and seed give the same bits on every machine.
+//!
+//! Normal and exponential draws use the ziggurat method (in `ziggurat.rs`): one `u64` and a
+//! multiply for nearly every draw.
+
+mod ziggurat;
 
 use breakwater_core::Rng;
 
@@ -45,22 +50,19 @@ impl LogNormal {
     }
 }
 
-/// A standard normal draw (Box–Muller; one of the pair is used, so one draw costs two
-/// uniforms and the stream stays simple to reason about).
+/// A standard normal draw (mean 0, variance 1), by the ziggurat.
+#[inline]
 pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    // 1 - u is in (0, 1], so ln never sees 0.
-    let u1 = 1.0 - rng.next_f64();
-    let u2 = rng.next_f64();
-    (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
+    ziggurat::normal(rng)
 }
 
-/// An exponential draw with the given mean (`mean ≤ 0` gives 0).
+/// An exponential draw with the given mean (`mean ≤ 0` or NaN gives 0; never negative).
+#[inline]
 pub fn exponential<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
     if mean <= 0.0 || mean.is_nan() {
         return 0.0;
     }
-    // 1 - u is in (0, 1], so the log is finite.
-    -mean * libm::log(1.0 - rng.next_f64())
+    mean * ziggurat::exponential(rng)
 }
 
 /// `true` with probability `p` (clamped to `[0, 1]`; `p ≤ 0` never draws).
