@@ -56,11 +56,16 @@ pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     ziggurat::normal(rng)
 }
 
-/// An exponential draw with the given mean (`mean ≤ 0` or NaN gives 0; never negative).
+/// An exponential draw with the given mean (`mean ≤ 0` or NaN gives 0, an infinite mean
+/// infinity, neither drawing; never negative or NaN).
 #[inline]
 pub fn exponential<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
     if mean <= 0.0 || mean.is_nan() {
         return 0.0;
+    }
+    if mean == f64::INFINITY {
+        // Not ∞ · draw: a draw of exactly 0 would make it NaN.
+        return f64::INFINITY;
     }
     mean * ziggurat::exponential(rng)
 }

@@ -451,13 +451,22 @@ mod tests {
         assert_eq!(exponential(&mut rng, 3.0), 3.0 * (0.25 * EXPONENTIAL.x[17]));
     }
 
-    /// No mean, no draw: `mean ≤ 0` or NaN is 0 without touching the stream.
+    /// No mean, no draw: `mean ≤ 0` or NaN is 0, and an infinite mean ∞, without touching
+    /// the stream.
     #[test]
     fn exponential_without_a_mean_is_zero() {
         let mut rng = script([]);
         for mean in [0.0, -0.0, -1.0, f64::NEG_INFINITY, f64::NAN] {
             assert_eq!(exponential(&mut rng, mean).to_bits(), 0, "{mean}");
         }
+        // An infinite mean is infinite, even where the draw would be exactly 0.
+        assert_eq!(exponential(&mut rng, f64::INFINITY), f64::INFINITY);
+        let mut zero = script([word(5, 0)]);
+        assert_eq!(
+            super::exponential(&mut zero),
+            0.0,
+            "a draw that ∞ · draw would turn to NaN"
+        );
     }
 
     /// Two streams of one seed draw the same bits.
