@@ -93,14 +93,9 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => {
-                let code = match emit(&format!("{HELP}\n")) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("breakwater-sim: {e}");
-                        2
-                    }
-                };
-                std::process::exit(code);
+                // The rest of the line is not read: help whatever follows.
+                args.command = "help".to_owned();
+                return Ok(args);
             }
             "--json" => args.json = true,
             "--stats" => args.stats = true,
@@ -224,6 +219,9 @@ fn threads(args: &Args) -> usize {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if args.command == "help" {
+        return emit(&format!("{HELP}\n"));
+    }
     if args.command != "serve" && args.serve.any() {
         return Err(
             "--addr, --speed, --from, --duration and --batch-* are options of `serve`".to_owned(),
