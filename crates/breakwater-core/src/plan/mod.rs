@@ -260,6 +260,69 @@ impl<'r> Plan<'r> {
         }
     }
 
+    /// Starts this plan over for a new request over `route`: afterwards it is what
+    /// [`Plan::new`] with the same arguments returns, except that a history which
+    /// outgrew its inline entries keeps its allocation. Dropping the old request's
+    /// state is as dropping the plan (a probe permit still held is released).
+    ///
+    /// For a driver that keeps its plans in slots, one per request in flight (the
+    /// simulator does): a new plan is a few hundred bytes, written whole into the slot
+    /// on every request, where a reset writes the few fields a request starts from.
+    #[inline]
+    pub fn reset(
+        &mut self,
+        route: &'r Route,
+        kind: TaskKind,
+        deadline: Deadline,
+        options: RequestOptions,
+    ) {
+        // Every field named, no `..`: a field added to `Plan` and forgotten here
+        // does not compile.
+        let Plan {
+            route: plan_route,
+            kind: plan_kind,
+            deadline: plan_deadline,
+            options: plan_options,
+            phase,
+            step,
+            tries,
+            last_delay,
+            withdrawal,
+            attempts,
+            ambiguous_left,
+            invalid_left,
+            notice_at,
+            fallback_used,
+            last_class,
+            ended,
+            degrade_next,
+            cost,
+            retry_cost,
+            history,
+        } = self;
+        let slow = route.plan.slow_notice;
+        *plan_route = route;
+        *plan_kind = kind;
+        *plan_deadline = deadline;
+        *plan_options = options;
+        *phase = Phase::Ready;
+        *step = route.first_step();
+        *tries = 0;
+        *last_delay = None;
+        *withdrawal = None;
+        *attempts = 0;
+        *ambiguous_left = route.plan.ambiguous_retries;
+        *invalid_left = route.plan.invalid_output_retries;
+        *notice_at = (!slow.is_zero()).then(|| deadline.start().saturating_add(slow));
+        *fallback_used = false;
+        *last_class = None;
+        *ended = None;
+        *degrade_next = 0;
+        *cost = Cost::ZERO;
+        *retry_cost = Cost::ZERO;
+        history.reset(route.plan.max_history);
+    }
+
     /// The request's deadline.
     #[must_use]
     pub fn deadline(&self) -> Deadline {

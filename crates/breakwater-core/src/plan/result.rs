@@ -230,6 +230,15 @@ impl History {
         }
     }
 
+    /// Empties it for a new request with `cap` (raised as in [`with_cap`](Self::with_cap)),
+    /// keeping the entries' allocation if there is one.
+    #[inline]
+    pub(crate) fn reset(&mut self, cap: u32) {
+        self.entries.clear();
+        self.elided = 0;
+        self.cap = cap.max(MIN_HISTORY);
+    }
+
     /// Appends `entry`; at the cap, first drops the oldest entry after the kept head.
     #[inline]
     pub(crate) fn push(&mut self, entry: Entry) {

@@ -77,20 +77,46 @@ enum Seen {
     },
 }
 
-/// Drives `plan` like a real driver: an attempt takes the latency the script says, or
-/// times out at its timeout; waits sleep; the cache answers `cache_hit`.
+/// Drives `plan` like a real driver until it finishes: an attempt takes the latency
+/// the script says, or times out at its timeout; waits sleep; the cache answers
+/// `cache_hit`.
 fn drive(
     plan: &mut Plan<'_>,
     start: Time,
     seed: u64,
     cache_hit: bool,
-    mut script: impl FnMut(usize, &Attempt<'_>) -> (Duration, Outcome, Usage),
+    script: impl FnMut(usize, &Attempt<'_>) -> (Duration, Outcome, Usage),
 ) -> (Finished, Vec<Seen>) {
+    let driven = drive_for(plan, start, seed, cache_hit, 10_000, script);
+    match driven.finished {
+        Some(finished) => (finished, driven.seen),
+        None => panic!("plan did not finish within 10,000 polls: {:?}", driven.seen),
+    }
+}
+
+/// Where [`drive_for`] stopped.
+struct Driven {
+    /// The finish, if the plan got there.
+    finished: Option<Finished>,
+    seen: Vec<Seen>,
+    now: Time,
+}
+
+/// Drives `plan` as [`drive`] does, for at most `polls` polls: an attempt asked for by
+/// the last one is left in flight.
+fn drive_for(
+    plan: &mut Plan<'_>,
+    start: Time,
+    seed: u64,
+    cache_hit: bool,
+    polls: usize,
+    mut script: impl FnMut(usize, &Attempt<'_>) -> (Duration, Outcome, Usage),
+) -> Driven {
     let mut rng = seeded(seed);
     let mut now = start;
     let mut seen = Vec::new();
     let mut n = 0;
-    for _ in 0..10_000 {
+    for poll in 1..=polls {
         match plan.poll(now, &mut rng) {
             Action::Attempt(attempt) => {
                 seen.push(Seen::Attempt {
@@ -98,6 +124,9 @@ fn drive(
                     step: attempt.step,
                     timeout: attempt.timeout,
                 });
+                if poll == polls {
+                    break;
+                }
                 let (latency, outcome, usage) = script(n, &attempt);
                 n += 1;
                 let (took, outcome) = if latency > attempt.timeout {
@@ -123,10 +152,20 @@ fn drive(
                 seen.push(Seen::Cache { at: now });
                 plan.on_cache(now, cache_hit);
             }
-            Action::Finish(finished) => return (finished, seen),
+            Action::Finish(finished) => {
+                return Driven {
+                    finished: Some(finished),
+                    seen,
+                    now,
+                };
+            }
         }
     }
-    panic!("plan did not finish within 10,000 polls: {seen:?}");
+    Driven {
+        finished: None,
+        seen,
+        now,
+    }
 }
 
 /// A plan on `route` for a request of `kind` that starts at zero with a minute to
@@ -923,6 +962,59 @@ proptest! {
             })
         };
         prop_assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn a_reset_plan_is_a_new_plan(
+        first in script(),
+        polls in 1usize..40,
+        second in script(),
+        seeds: (u64, u64),
+        short_routes: (bool, bool),
+        kind in prop_oneof![Just(TaskKind::Interactive), Just(TaskKind::Deferrable), Just(TaskKind::Critical)],
+    ) {
+        // Two identical worlds: in each, a first request runs for `polls` polls (to
+        // its end or not), then a second one runs; each over the two-step route or
+        // the same with a history of two entries and a slow notice. One world resets
+        // the first plan for the second request, the other drops it and makes a new
+        // one.
+        let short = format!("{TWO_STEPS}\n[plan]\nmax_history = 2\nslow_notice_ms = 3000\n");
+        let world = || {
+            let registry = Registry::new(RegistryConfig::default()).unwrap();
+            let prices = PriceTable::new().with("claude-sonnet-4-5", Price::per_million(3.0, 15.0));
+            let bind = |text: &str| Route::bind(&toml::from_str(text).unwrap(), &registry, &prices).unwrap();
+            let routes = (bind(TWO_STEPS), bind(&short));
+            (registry, routes)
+        };
+        let (_kept, (a, short_a)) = world();
+        let (_made, (b, short_b)) = world();
+        let start = Time::from_secs(1);
+        let deadline = Deadline::after(start, secs(60));
+        let scripted = |script: &[Scripted]| {
+            let script = script.to_vec();
+            move |n: usize, _: &Attempt<'_>| {
+                let s = &script[n % script.len()];
+                (Duration::from_millis(s.latency_ms), s.outcome, Usage::new(100, 20))
+            }
+        };
+        let pick = |short: bool| if short { (&short_a, &short_b) } else { (&a, &b) };
+        let (first_a, first_b) = pick(short_routes.0);
+        let mut kept = Plan::new(first_a, TaskKind::Interactive, deadline, RequestOptions::default());
+        let mut dropped = Plan::new(first_b, TaskKind::Interactive, deadline, RequestOptions::default());
+        let first_kept = drive_for(&mut kept, start, seeds.0, false, polls, scripted(&first));
+        let first_dropped = drive_for(&mut dropped, start, seeds.0, false, polls, scripted(&first));
+        prop_assert_eq!(&first_kept.seen, &first_dropped.seen);
+        let stopped = first_kept.now;
+        drop(dropped);
+        let (route_a, route_b) = pick(short_routes.1);
+        let later = Deadline::after(stopped, secs(45));
+        let options = RequestOptions { input_tokens: 1_000, ..RequestOptions::default() };
+        kept.reset(route_a, kind, later, options);
+        let mut made = Plan::new(route_b, kind, later, options);
+        prop_assert_eq!(format!("{kept:?}"), format!("{made:?}"));
+        let reset_run = drive(&mut kept, stopped, seeds.1, false, scripted(&second));
+        let new_run = drive(&mut made, stopped, seeds.1, false, scripted(&second));
+        prop_assert_eq!(reset_run, new_run);
     }
 
     #[test]
