@@ -154,9 +154,26 @@ pub fn run_policy(scenario: &Scenario, setup: &PolicySetup) -> Result<PolicyRun,
     Ok(sim.finish())
 }
 
-/// A request in flight.
+/// The requests, by slot. A slot outlives its request: the next request to take it
+/// (from `Sim::free`) resets the plan in place and sets the other fields.
+struct Slots<'r>(Vec<Req<'r>>);
+
+impl<'r> Slots<'r> {
+    /// The request in flight in slot `idx`.
+    fn get(&self, idx: u32) -> Option<&Req<'r>> {
+        self.0.get(idx as usize).filter(|r| r.live)
+    }
+
+    fn get_mut(&mut self, idx: u32) -> Option<&mut Req<'r>> {
+        self.0.get_mut(idx as usize).filter(|r| r.live)
+    }
+}
+
+/// A request, in flight while `live`.
 struct Req<'r> {
     plan: Plan<'r>,
+    /// Whether the slot holds a request in flight; a finished one's slot is free.
+    live: bool,
     replica: u32,
     population: u32,
     worker: bool,
@@ -219,7 +236,7 @@ struct Sim<'r> {
     malformed_rngs: Vec<Option<SeededRng>>,
     populations: Vec<Population>,
     plan_rngs: Vec<SeededRng>,
-    requests: Vec<Option<Req<'r>>>,
+    requests: Slots<'r>,
     /// Per slot: bumped on every attempt (`attempt_gen`) and on reuse (`life`).
     gens: Vec<(u32, u32)>,
     free: Vec<u32>,
@@ -296,7 +313,7 @@ impl<'r> Sim<'r> {
             malformed_rngs,
             populations,
             plan_rngs,
-            requests: Vec::new(),
+            requests: Slots(Vec::new()),
             gens: Vec::new(),
             free: Vec::new(),
             collector: Collector::new(MeasureConfig::for_scenario(scenario)),
@@ -332,7 +349,7 @@ impl<'r> Sim<'r> {
                 Ev::Arrival { population, worker } => self.on_arrival(now, population, worker),
                 Ev::Wake { req, life } => {
                     if self.gens.get(req as usize).is_some_and(|g| g.1 == life)
-                        && let Some(r) = self.requests[req as usize].as_mut()
+                        && let Some(r) = self.requests.get_mut(req)
                         && r.wake_at == now
                     {
                         r.wake_at = Time::MAX;
@@ -389,39 +406,55 @@ impl<'r> Sim<'r> {
             max_output_tokens: new.output_tokens,
             ..RequestOptions::default()
         };
+        let route = &self.routes[new.replica as usize];
+        // A free slot's plan is reset in place: a new plan is a few hundred bytes,
+        // and writing one whole into the slot was a memcpy per request.
         let idx = match self.free.pop() {
             Some(idx) => {
                 self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
+                self.requests.0[idx as usize]
+                    .plan
+                    .reset(route, kind, deadline, options);
                 idx
             }
             None => {
-                self.requests.push(None);
+                self.requests.0.push(Req {
+                    plan: Plan::new(route, kind, deadline, options),
+                    live: false,
+                    replica: 0,
+                    population: 0,
+                    worker: false,
+                    start: Time::ZERO,
+                    input: 0,
+                    output: 0,
+                    attempt: None,
+                    job: None,
+                    wake_at: Time::MAX,
+                    malformed: false,
+                });
                 self.gens.push((0, 0));
-                (self.requests.len() - 1) as u32
+                (self.requests.0.len() - 1) as u32
             }
         };
-        // Built straight into its slot: a request (its plan most of all) is a few
-        // hundred bytes, and each move of it was a memcpy per request.
-        self.requests[idx as usize] = Some(Req {
-            plan: Plan::new(&self.routes[new.replica as usize], kind, deadline, options),
-            replica: new.replica,
-            population,
-            worker,
-            start: now,
-            input: new.input_tokens,
-            output: new.output_tokens,
-            attempt: None,
-            job: None,
-            wake_at: Time::MAX,
-            malformed: false,
-        });
+        let req = &mut self.requests.0[idx as usize];
+        req.live = true;
+        req.replica = new.replica;
+        req.population = population;
+        req.worker = worker;
+        req.start = now;
+        req.input = new.input_tokens;
+        req.output = new.output_tokens;
+        req.attempt = None;
+        req.job = None;
+        req.wake_at = Time::MAX;
+        req.malformed = false;
         self.drive(now, idx);
     }
 
     /// Polls request `idx`'s plan and carries out what it says until it waits; then
     /// the request's replica looks at its shared state.
     fn drive(&mut self, now: Time, idx: u32) {
-        let Some(replica) = self.requests[idx as usize].as_ref().map(|r| r.replica) else {
+        let Some(replica) = self.requests.get(idx).map(|r| r.replica) else {
             return;
         };
         self.drive_plan(now, idx);
@@ -430,7 +463,7 @@ impl<'r> Sim<'r> {
 
     fn drive_plan(&mut self, now: Time, idx: u32) {
         loop {
-            let Some(req) = self.requests[idx as usize].as_mut() else {
+            let Some(req) = self.requests.get_mut(idx) else {
                 return;
             };
             let action = req
@@ -537,7 +570,7 @@ impl<'r> Sim<'r> {
             jobs.resize(id.index() + 1, None);
         }
         jobs[id.index()] = Some((idx, attempt_gen, id));
-        if let Some(req) = self.requests[idx as usize].as_mut() {
+        if let Some(req) = self.requests.get_mut(idx) {
             req.job = Some(id);
         }
     }
@@ -562,7 +595,7 @@ impl<'r> Sim<'r> {
         if let Some((req, attempt_gen, _)) = slot
             && !done.abandoned
         {
-            if let Some(r) = self.requests[req as usize].as_mut() {
+            if let Some(r) = self.requests.get_mut(req) {
                 r.job = None;
             }
             self.queue.schedule(
@@ -580,16 +613,14 @@ impl<'r> Sim<'r> {
         self.gens
             .get(idx as usize)
             .is_some_and(|g| g.0 == attempt_gen)
-            && self.requests[idx as usize]
-                .as_ref()
-                .is_some_and(|r| r.attempt.is_some())
+            && self.requests.get(idx).is_some_and(|r| r.attempt.is_some())
     }
 
     fn on_timeout(&mut self, now: Time, idx: u32, attempt_gen: u32) {
         if !self.current(idx, attempt_gen) {
             return;
         }
-        let Some(req) = self.requests[idx as usize].as_mut() else {
+        let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
         let Some(Out { id, provider, .. }) = req.attempt.take() else {
@@ -612,7 +643,7 @@ impl<'r> Sim<'r> {
         if !self.current(idx, attempt_gen) {
             return;
         }
-        let Some(req) = self.requests[idx as usize].as_mut() else {
+        let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
         let Some(out) = req.attempt else {
@@ -704,14 +735,15 @@ fn outcome(response: Response, retry_after_max: Option<Duration>) -> (Outcome, U
 
 impl Sim<'_> {
     fn finish_request(&mut self, now: Time, idx: u32, finished: &Finished) {
-        // Read in place and dropped in place: taking the request out would copy it.
-        let Some(req) = self.requests[idx as usize].as_ref() else {
+        // Read in place, and the slot kept for the next request: taking the request
+        // out would copy it.
+        let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
         let (start, replica, population, worker) =
             (req.start, req.replica, req.population, req.worker);
         let malformed = req.malformed;
-        self.requests[idx as usize] = None;
+        req.live = false;
         self.free.push(idx);
         self.gens[idx as usize].0 = self.gens[idx as usize].0.wrapping_add(1);
         let resolution = match finished.resolution {
