@@ -41,13 +41,14 @@
 //! }
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::class::{Class, Fatal};
+use crate::key::KeyHasher;
 use crate::plan::{EntryEvent, Finished, Resolution};
 use crate::route::Route;
 use crate::time::serde_ms;
@@ -207,8 +208,12 @@ impl fmt::Display for Alert {
 #[derive(Debug)]
 pub struct Alarms {
     config: AlertConfig,
-    keys: BTreeMap<Key, Tracked>,
-    routes: BTreeMap<String, Tracked>,
+    /// A bucket's width: a tenth of the window, in nanoseconds (at least one).
+    bucket_ns: u64,
+    /// Looked up on every request, so hashed (a key's hash is computed once, when it
+    /// is made, and a key compares by pointer first); [`Alarms::raised`] sorts.
+    keys: HashMap<Key, Tracked, KeyHasher>,
+    routes: HashMap<String, Tracked, KeyHasher>,
     alerts: VecDeque<Alert>,
 }
 
@@ -224,12 +229,15 @@ struct Tracked {
 #[derive(Debug, Default)]
 struct Window {
     buckets: VecDeque<(u64, Counts)>,
+    /// The sum of `buckets`, kept as they come and go: judging a request's rates
+    /// reads it instead of adding up the buckets.
+    sum: Counts,
 }
 
 /// How many buckets a window has: rates move in steps of a tenth of the window.
 const BUCKETS: u64 = 10;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Counts {
     /// Attempts (key) or requests (route).
     total: u64,
@@ -252,35 +260,40 @@ impl Counts {
         self.unauthorized += other.unauthorized;
         self.trouble += other.trouble;
     }
+
+    /// Takes away `other`, which was added before.
+    fn sub(&mut self, other: &Counts) {
+        self.total -= other.total;
+        self.retries -= other.retries;
+        self.degraded -= other.degraded;
+        self.rate_limited -= other.rate_limited;
+        self.unauthorized -= other.unauthorized;
+        self.trouble -= other.trouble;
+    }
 }
 
 impl Window {
-    fn record(&mut self, bucket: u64, f: impl FnOnce(&mut Counts)) {
+    /// Adds `counts` to `bucket` (the newest, or a new one after it).
+    fn record(&mut self, bucket: u64, counts: &Counts) {
         match self.buckets.back_mut() {
-            Some((b, counts)) if *b == bucket => f(counts),
-            _ => {
-                let mut counts = Counts::default();
-                f(&mut counts);
-                self.buckets.push_back((bucket, counts));
-            }
+            Some((b, newest)) if *b == bucket => newest.add(counts),
+            _ => self.buckets.push_back((bucket, *counts)),
         }
+        self.sum.add(counts);
     }
 
     /// The totals of the buckets within the window ending at `bucket`; older buckets
     /// are dropped.
     fn totals(&mut self, bucket: u64) -> Counts {
-        while let Some((b, _)) = self.buckets.front() {
+        while let Some(&(b, old)) = self.buckets.front() {
             if b + BUCKETS <= bucket {
                 self.buckets.pop_front();
+                self.sum.sub(&old);
             } else {
                 break;
             }
         }
-        let mut sum = Counts::default();
-        for (_, counts) in &self.buckets {
-            sum.add(counts);
-        }
-        sum
+        self.sum
     }
 }
 
@@ -288,10 +301,14 @@ impl Alarms {
     /// Windows start empty; no alert is raised.
     #[must_use]
     pub fn new(config: AlertConfig) -> Alarms {
+        let width = (config.window.as_nanos() / u128::from(BUCKETS)).max(1);
         Alarms {
             config,
-            keys: BTreeMap::new(),
-            routes: BTreeMap::new(),
+            // A tenth of a window over 584 years is past any clock reading: one
+            // bucket, as it was.
+            bucket_ns: u64::try_from(width).unwrap_or(u64::MAX),
+            keys: HashMap::default(),
+            routes: HashMap::default(),
             alerts: VecDeque::new(),
         }
     }
@@ -322,16 +339,18 @@ impl Alarms {
                 Some(tracked) => tracked,
                 None => self.keys.entry(key.clone()).or_default(),
             };
-            tracked.window.record(bucket, |c| {
-                c.total += 1;
-                c.retries += u64::from(retry);
-                match class {
-                    Class::RateLimited { .. } => c.rate_limited += 1,
-                    Class::NonRetriable(Fatal::Unauthorized) => c.unauthorized += 1,
-                    Class::Overloaded { .. } | Class::Retriable => c.trouble += 1,
-                    _ => {}
-                }
-            });
+            let mut counts = Counts {
+                total: 1,
+                retries: u64::from(retry),
+                ..Counts::default()
+            };
+            match class {
+                Class::RateLimited { .. } => counts.rate_limited = 1,
+                Class::NonRetriable(Fatal::Unauthorized) => counts.unauthorized = 1,
+                Class::Overloaded { .. } | Class::Retriable => counts.trouble = 1,
+                _ => {}
+            }
+            tracked.window.record(bucket, &counts);
         }
         let (fallback, degraded) = match finished.resolution {
             Resolution::Success { fallback_used, .. } => (fallback_used, false),
@@ -342,11 +361,13 @@ impl Alarms {
             Some(tracked) => tracked,
             None => self.routes.entry(route.name().to_owned()).or_default(),
         };
-        tracked.window.record(bucket, |c| {
-            c.total += 1;
-            c.retries += u64::from(fallback);
-            c.degraded += u64::from(degraded);
-        });
+        let counts = Counts {
+            total: 1,
+            retries: u64::from(fallback),
+            degraded: u64::from(degraded),
+            ..Counts::default()
+        };
+        tracked.window.record(bucket, &counts);
         self.judge(now, route);
     }
 
@@ -366,12 +387,14 @@ impl Alarms {
             .routes
             .iter()
             .flat_map(|(name, t)| t.raised.iter().map(|s| (Scope::Route(name.clone()), *s)));
-        keys.chain(routes).collect()
+        let mut raised: Vec<(Scope, Signal)> = keys.chain(routes).collect();
+        // Stable: a scope's signals stay in the order they were raised.
+        raised.sort_by(|a, b| a.0.cmp(&b.0));
+        raised
     }
 
     fn bucket(&self, now: Time) -> u64 {
-        let width = (self.config.window.as_nanos() / u128::from(BUCKETS)).max(1);
-        u64::try_from(u128::from(now.as_nanos()) / width).unwrap_or(u64::MAX)
+        now.as_nanos() / self.bucket_ns
     }
 
     /// Judges the keys of `route` and the route itself.

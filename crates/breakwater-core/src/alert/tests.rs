@@ -1,5 +1,6 @@
 //! Alarms over scripted streams of finished requests.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
@@ -333,8 +334,12 @@ fn an_alert_reads_as_its_rate_and_threshold_in_percent() {
 #[test]
 fn a_window_keeps_one_entry_per_bucket() {
     let mut window = Window::default();
+    let one = Counts {
+        total: 1,
+        ..Counts::default()
+    };
     for bucket in [3, 3, 3, 4, 4] {
-        window.record(bucket, |c| c.total += 1);
+        window.record(bucket, &one);
     }
     let buckets: Vec<(u64, u64)> = window.buckets.iter().map(|(b, c)| (*b, c.total)).collect();
     assert_eq!(buckets, [(3, 3), (4, 2)]);
@@ -342,6 +347,37 @@ fn a_window_keeps_one_entry_per_bucket() {
 }
 
 proptest::proptest! {
+    /// The running sum a window keeps is the sum of the buckets it keeps, whatever is
+    /// recorded and whenever it is judged; and it keeps no bucket past the window.
+    #[test]
+    fn a_windows_sum_is_its_buckets(
+        ops in proptest::collection::vec((0u64..4, 0u64..6, proptest::bool::ANY), 1..300),
+    ) {
+        let mut window = Window::default();
+        let mut bucket = 0;
+        for (step, n, judge) in ops {
+            bucket += step;
+            let counts = Counts {
+                total: n + 1,
+                retries: n,
+                degraded: n % 2,
+                rate_limited: n % 3,
+                unauthorized: n / 2,
+                trouble: n / 3,
+            };
+            window.record(bucket, &counts);
+            if judge {
+                let totals = window.totals(bucket);
+                let mut sum = Counts::default();
+                for (b, c) in &window.buckets {
+                    proptest::prop_assert!(b + BUCKETS > bucket);
+                    sum.add(c);
+                }
+                proptest::prop_assert_eq!(totals, sum);
+            }
+        }
+    }
+
     /// Whatever the stream, each scope's signal alternates raised, cleared, raised …,
     /// starting with raised, and `raised()` agrees with the last alert of each.
     #[test]
@@ -381,6 +417,8 @@ proptest::proptest! {
         let expected: Vec<(Scope, Signal)> =
             last.into_iter().filter(|(_, raised)| *raised).map(|(k, _)| k).collect();
         let mut actual = alarms.raised();
+        // Keys first, then routes, each in their order.
+        proptest::prop_assert!(actual.windows(2).all(|w| w[0].0 <= w[1].0), "{:?}", actual);
         actual.sort();
         proptest::prop_assert_eq!(actual, expected);
     }
