@@ -41,6 +41,12 @@ pub struct PolicySetup {
     pub client: ClientOptions,
     /// Whether the client replicas share their state (default: each keeps its own).
     pub fleet: FleetOptions,
+    /// Whether the run also records every finished request in the core's
+    /// [`Metrics`](breakwater_core::Metrics), as the adapter does, and returns their
+    /// snapshot in [`PolicyRun::metrics`](crate::engine::PolicyRun::metrics). Off by
+    /// default: the reports are built from the simulator's own measures, and the
+    /// core's metrics cost about a tenth of the engine's work per request.
+    pub core_metrics: bool,
 }
 
 /// What the simulated client does outside the core: which deadline it sets and how
@@ -236,6 +242,7 @@ impl PolicySetup {
             registry,
             client,
             fleet: FleetOptions::default(),
+            core_metrics: false,
         }
     }
 }

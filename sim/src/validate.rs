@@ -166,6 +166,7 @@ fn retry_loop(
             retry_after_max: None,
         },
         fleet: crate::fleet::FleetOptions::default(),
+        core_metrics: false,
     }
 }
 

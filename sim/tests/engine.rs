@@ -186,8 +186,10 @@ fn exact_service(service_ms: u32) -> Scenario {
 fn a_timeout_at_the_answers_instant_wins() {
     for (service_ms, answered) in [(999, true), (1000, false)] {
         let scenario = exact_service(service_ms);
-        let setup =
-            PolicySetup::from_policy(&scenario, &scenario.policies[0]).expect("a valid policy");
+        let setup = PolicySetup {
+            core_metrics: true,
+            ..PolicySetup::from_policy(&scenario, &scenario.policies[0]).expect("a valid policy")
+        };
         let run = run_policy(&scenario, &setup).expect("runs");
         let server = &run.servers[0];
         if answered {
@@ -197,7 +199,8 @@ fn a_timeout_at_the_answers_instant_wins() {
         } else {
             // Every attempt times out (the service ends at that instant too, so none
             // counts as wasted work); the breaker soon stops sending.
-            let key = &run.metrics.per_key[0];
+            let metrics = run.metrics.as_ref().expect("asked for");
+            let key = &metrics.per_key[0];
             assert!(key.attempts > 10, "{key:?}");
             assert_eq!(key.retriable, key.attempts, "{key:?}");
             assert_eq!(run.report.shares.success, 0.0, "{service_ms} ms");

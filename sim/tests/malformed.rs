@@ -13,7 +13,11 @@ fn runs(src: &str) -> (Scenario, Vec<PolicyRun>) {
     let setups: Vec<PolicySetup> = scenario
         .policies
         .iter()
-        .map(|p| PolicySetup::from_policy(&scenario, p).expect("its policies are valid"))
+        .map(|p| PolicySetup {
+            // The core's own count of invalid outputs is checked against ours.
+            core_metrics: true,
+            ..PolicySetup::from_policy(&scenario, p).expect("its policies are valid")
+        })
         .collect();
     let runs = run_all(&scenario, &setups, 2).expect("its policies run");
     (scenario, runs)
@@ -56,6 +60,8 @@ fn the_validator_delivers_no_malformed_output_and_pays_for_its_retries() {
     // The core's history agrees: the attempts it classified as invalid output.
     let invalid: u64 = runs[1]
         .metrics
+        .as_ref()
+        .expect("asked for")
         .per_key
         .iter()
         .map(|k| k.invalid_output)

@@ -45,8 +45,9 @@ use crate::scenario::Scenario;
 pub struct PolicyRun {
     /// The measures.
     pub report: PolicyReport,
-    /// The core's own metrics, all replicas merged.
-    pub metrics: MetricsSnapshot,
+    /// The core's own metrics, all replicas merged, when the setup asked for them
+    /// ([`PolicySetup::core_metrics`]).
+    pub metrics: Option<MetricsSnapshot>,
     /// Each provider's counters, in scenario order.
     pub servers: Vec<ServerStats>,
     /// Events processed.
@@ -243,7 +244,8 @@ struct Sim<'r> {
     /// Per provider, per job slot: the request and attempt generation it serves.
     jobs: Vec<Vec<Option<(u32, u32, ServiceId)>>>,
     collector: Collector,
-    metrics: Metrics,
+    /// The core's metrics, when the setup asked for them.
+    metrics: Option<Metrics>,
     row_writes: u64,
     last_finish: Time,
     /// The store and the replicas' fleet machines, for shared state.
@@ -317,7 +319,7 @@ impl<'r> Sim<'r> {
             gens: Vec::new(),
             free: Vec::new(),
             collector: Collector::new(MeasureConfig::for_scenario(scenario)),
-            metrics: Metrics::new(),
+            metrics: setup.core_metrics.then(Metrics::new),
             row_writes: 0,
             last_finish: Time::ZERO,
             fleet,
@@ -774,8 +776,9 @@ impl Sim<'_> {
             retry_cost_nanodollars: finished.retry_cost.nanodollars(),
             malformed: malformed && resolution == crate::measure::Resolution::Success,
         });
-        self.metrics
-            .record(&self.routes[replica as usize], finished);
+        if let Some(metrics) = &mut self.metrics {
+            metrics.record(&self.routes[replica as usize], finished);
+        }
         self.last_finish = self.last_finish.max(now);
         if worker && let Some(at) = self.populations[population as usize].think(now) {
             self.queue.schedule(
@@ -796,7 +799,7 @@ impl Sim<'_> {
         });
         PolicyRun {
             report,
-            metrics: self.metrics.snapshot(),
+            metrics: self.metrics.as_ref().map(Metrics::snapshot),
             servers: self.servers.iter().map(Server::stats).collect(),
             events: self.queue.popped(),
             row_writes: self.row_writes,
