@@ -368,7 +368,7 @@ impl Alarms {
             ..Counts::default()
         };
         tracked.window.record(bucket, &counts);
-        self.judge(now, route);
+        self.judge(now, bucket, route);
     }
 
     /// The next alert raised or cleared, oldest first.
@@ -397,9 +397,8 @@ impl Alarms {
         now.as_nanos() / self.bucket_ns
     }
 
-    /// Judges the keys of `route` and the route itself.
-    fn judge(&mut self, now: Time, route: &Route) {
-        let bucket = self.bucket(now);
+    /// Judges the keys of `route` and the route itself, in `bucket` (that of `now`).
+    fn judge(&mut self, now: Time, bucket: u64, route: &Route) {
         let config = self.config;
         for step in 0..route.len() {
             let Some(key) = route.key(step) else { continue };

@@ -235,7 +235,6 @@ impl<'r> Plan<'r> {
         deadline: Deadline,
         options: RequestOptions,
     ) -> Plan<'r> {
-        let slow = route.plan.slow_notice;
         Plan {
             route,
             kind,
@@ -249,7 +248,7 @@ impl<'r> Plan<'r> {
             attempts: 0,
             ambiguous_left: route.plan.ambiguous_retries,
             invalid_left: route.plan.invalid_output_retries,
-            notice_at: (!slow.is_zero()).then(|| deadline.start().saturating_add(slow)),
+            notice_at: slow_notice_at(route, deadline),
             fallback_used: false,
             last_class: None,
             ended: None,
@@ -300,7 +299,6 @@ impl<'r> Plan<'r> {
             retry_cost,
             history,
         } = self;
-        let slow = route.plan.slow_notice;
         *plan_route = route;
         *plan_kind = kind;
         *plan_deadline = deadline;
@@ -313,7 +311,7 @@ impl<'r> Plan<'r> {
         *attempts = 0;
         *ambiguous_left = route.plan.ambiguous_retries;
         *invalid_left = route.plan.invalid_output_retries;
-        *notice_at = (!slow.is_zero()).then(|| deadline.start().saturating_add(slow));
+        *notice_at = slow_notice_at(route, deadline);
         *fallback_used = false;
         *last_class = None;
         *ended = None;
@@ -808,6 +806,14 @@ impl<'r> Plan<'r> {
             history: self.history.clone(),
         }
     }
+}
+
+/// When a request over `route` with `deadline` is taking longer than usual: its
+/// start plus the route's slow-notice threshold, or never when that is zero.
+#[inline]
+fn slow_notice_at(route: &Route, deadline: Deadline) -> Option<Time> {
+    let slow = route.plan.slow_notice;
+    (!slow.is_zero()).then(|| deadline.start().saturating_add(slow))
 }
 
 /// The shortest attempt worth sending at `step`.
