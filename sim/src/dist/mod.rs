@@ -2,13 +2,15 @@
 //!
 //! Every draw takes the caller's `&mut R: Rng` (a seeded ChaCha stream per entity, made
 //! by the engine), so the same seed gives the same draws. The transcendental functions
-//! (`ln`, `exp`) come from the `libm` crate, a portable Rust port of musl's libm,
-//! rather than from the platform's C library, whose last bits differ between systems:
-//! the same scenario and seed give the same bits on every machine.
+//! come from the `libm` crate, a portable Rust port of musl's libm, rather than from the
+//! platform's C library, whose last bits differ between systems: the same scenario and
+//! seed give the same bits on every machine. The log-normal draw's `exp` is our own
+//! (in `exp.rs`), as portable and without libm's division.
 //!
 //! Normal and exponential draws use the ziggurat method (in `ziggurat.rs`): one `u64` and a
 //! multiply for nearly every draw.
 
+mod exp;
 mod ziggurat;
 
 use breakwater_core::Rng;
@@ -39,7 +41,7 @@ impl LogNormal {
         if self.sigma == 0.0 {
             return self.median;
         }
-        let x = self.median * libm::exp(self.sigma * standard_normal(rng));
+        let x = self.median * exp::exp(self.sigma * standard_normal(rng));
         if x.is_finite() { x } else { f64::MAX }
     }
 
