@@ -20,10 +20,14 @@ pub trait Rng {
             return self.next_u64();
         }
         let range = bound + 1;
-        let threshold = range.wrapping_neg() % range;
         loop {
             let wide = u128::from(self.next_u64()) * u128::from(range);
-            if (wide as u64) >= threshold {
+            let low = wide as u64;
+            // A draw is rejected when `low` is below 2⁶⁴ mod range. That threshold is
+            // below `range`, so only a `low` below `range` needs it: the division is
+            // made once in 2⁶⁴ / range draws instead of on every call, and the draws
+            // kept are the same.
+            if low >= range || low >= range.wrapping_neg() % range {
                 return (wide >> 64) as u64;
             }
         }
@@ -57,6 +61,55 @@ mod tests {
         let mut b = seeded(7);
         for _ in 0..100 {
             assert_eq!(Rng::next_u64(&mut a), rand_core::RngCore::next_u64(&mut b));
+        }
+    }
+
+    /// Words from a list, then `u64::MAX`, which no bound rejects (its low product,
+    /// 2⁶⁴ − range, is at least 2⁶⁴ mod range), so a call always ends.
+    struct Script(std::vec::IntoIter<u64>);
+
+    impl Rng for Script {
+        fn next_u64(&mut self) -> u64 {
+            self.0.next().unwrap_or(u64::MAX)
+        }
+    }
+
+    /// Lemire's method with its threshold computed on every call, as `up_to` had it.
+    fn up_to_reference(rng: &mut impl Rng, bound: u64) -> u64 {
+        if bound == u64::MAX {
+            return rng.next_u64();
+        }
+        let range = bound + 1;
+        let threshold = range.wrapping_neg() % range;
+        loop {
+            let wide = u128::from(rng.next_u64()) * u128::from(range);
+            if (wide as u64) >= threshold {
+                return (wide >> 64) as u64;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Computing the threshold only when it can matter keeps and rejects the same
+        /// draws. Bounds just above 2⁶³ reject about half of all words, and small
+        /// words make small bounds reach the threshold, so rejections are exercised.
+        #[test]
+        fn up_to_keeps_the_draws_of_the_plain_method(
+            bound in proptest::prop_oneof![
+                proptest::prelude::any::<u64>(),
+                0u64..10,
+                (1u64 << 63) - 4..(1u64 << 63) + 4,
+            ],
+            words in proptest::collection::vec(
+                proptest::prop_oneof![proptest::prelude::any::<u64>(), 0u64..1 << 20],
+                1..12,
+            ),
+        ) {
+            let mut ours = Script(words.clone().into_iter());
+            let mut theirs = Script(words.into_iter());
+            for _ in 0..4 {
+                proptest::prop_assert_eq!(ours.up_to(bound), up_to_reference(&mut theirs, bound));
+            }
         }
     }
 
