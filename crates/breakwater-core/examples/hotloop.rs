@@ -1,6 +1,7 @@
 //! A profiling loop for instruction counts, the same operations as the criterion
 //! benches: `hotloop <mode> <iterations>`, mode `plan` (the request plan's success
-//! path), `ratio` / `throttle` / `quota` (budget withdraw + deposit), `count` /
+//! path), `retry` (its one retry then success, with no budget or breaker, as the
+//! bench), `ratio` / `throttle` / `quota` (budget withdraw + deposit), `count` /
 //! `consecutive` (closed breaker admit + record) or `registry<N>` (look-up + admit
 //! among N keys, `Registry::admit`). Run it under callgrind twice, with two iteration
 //! counts, and divide the difference of the totals by the difference of the counts:
@@ -63,6 +64,50 @@ fn main() {
                 let done = now + Duration::from_millis(800);
                 plan.on_outcome(done, attempt.id, Outcome::Success, Usage::new(1000, 200));
                 black_box(&plan.poll(done, &mut rng));
+            }
+        }
+        "retry" => {
+            let registry = Registry::new(RegistryConfig {
+                budget: None,
+                breaker: None,
+                ..RegistryConfig::default()
+            })
+            .unwrap();
+            let route = Route::bind(
+                &RouteConfig::from_toml(ROUTE).unwrap(),
+                &registry,
+                &PriceTable::new(),
+            )
+            .unwrap();
+            let mut rng = rng::seeded(1);
+            let overloaded = Outcome::Status {
+                status: 503,
+                error: None,
+                hints: Default::default(),
+            };
+            for _ in 0..n {
+                let mut now = Time::from_secs(1);
+                let mut plan = Plan::new(
+                    &route,
+                    TaskKind::Interactive,
+                    Deadline::after(now, Duration::from_secs(30)),
+                    RequestOptions::default(),
+                );
+                let mut outcome = overloaded;
+                loop {
+                    match plan.poll(now, &mut rng) {
+                        Action::Attempt(attempt) => {
+                            now = now + Duration::from_millis(200);
+                            plan.on_outcome(now, attempt.id, outcome, Usage::default());
+                            outcome = Outcome::Success;
+                        }
+                        Action::Wait { until } => now = until,
+                        other => {
+                            black_box(&other);
+                            break;
+                        }
+                    }
+                }
             }
         }
         "ratio" | "throttle" | "quota" => {
