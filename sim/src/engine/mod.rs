@@ -171,10 +171,18 @@ impl<'r> Slots<'r> {
 }
 
 /// A request, in flight while `live`.
+///
+/// The generations that make stale events harmless live in the slot, beside the
+/// fields read with them: an event's check and its work then read one slot, which
+/// matters when the slots outgrow the caches (100,000 clients).
 struct Req<'r> {
     plan: Plan<'r>,
     /// Whether the slot holds a request in flight; a finished one's slot is free.
     live: bool,
+    /// Bumped on every attempt and when the request ends (an event's `attempt_gen`).
+    attempt_gen: u32,
+    /// Bumped when the slot is reused (a `Wake` event's `life`).
+    life: u32,
     replica: u32,
     population: u32,
     worker: bool,
@@ -238,8 +246,6 @@ struct Sim<'r> {
     populations: Vec<Population>,
     plan_rngs: Vec<SeededRng>,
     requests: Slots<'r>,
-    /// Per slot: bumped on every attempt (`attempt_gen`) and on reuse (`life`).
-    gens: Vec<(u32, u32)>,
     free: Vec<u32>,
     /// Per provider, per job slot: the request and attempt generation it serves.
     jobs: Vec<Vec<Option<(u32, u32, ServiceId)>>>,
@@ -316,7 +322,6 @@ impl<'r> Sim<'r> {
             populations,
             plan_rngs,
             requests: Slots(Vec::new()),
-            gens: Vec::new(),
             free: Vec::new(),
             collector: Collector::new(MeasureConfig::for_scenario(scenario)),
             metrics: setup.core_metrics.then(Metrics::new),
@@ -350,8 +355,8 @@ impl<'r> Sim<'r> {
             match event {
                 Ev::Arrival { population, worker } => self.on_arrival(now, population, worker),
                 Ev::Wake { req, life } => {
-                    if self.gens.get(req as usize).is_some_and(|g| g.1 == life)
-                        && let Some(r) = self.requests.get_mut(req)
+                    if let Some(r) = self.requests.get_mut(req)
+                        && r.life == life
                         && r.wake_at == now
                     {
                         r.wake_at = Time::MAX;
@@ -413,16 +418,17 @@ impl<'r> Sim<'r> {
         // and writing one whole into the slot was a memcpy per request.
         let idx = match self.free.pop() {
             Some(idx) => {
-                self.gens[idx as usize].1 = self.gens[idx as usize].1.wrapping_add(1);
-                self.requests.0[idx as usize]
-                    .plan
-                    .reset(route, kind, deadline, options);
+                let req = &mut self.requests.0[idx as usize];
+                req.life = req.life.wrapping_add(1);
+                req.plan.reset(route, kind, deadline, options);
                 idx
             }
             None => {
                 self.requests.0.push(Req {
                     plan: Plan::new(route, kind, deadline, options),
                     live: false,
+                    attempt_gen: 0,
+                    life: 0,
                     replica: 0,
                     population: 0,
                     worker: false,
@@ -434,7 +440,6 @@ impl<'r> Sim<'r> {
                     wake_at: Time::MAX,
                     malformed: false,
                 });
-                self.gens.push((0, 0));
                 (self.requests.0.len() - 1) as u32
             }
         };
@@ -486,9 +491,8 @@ impl<'r> Sim<'r> {
                         output_tokens: req.output,
                         row: RowOp::Read,
                     };
-                    let g = &mut self.gens[idx as usize].0;
-                    *g = g.wrapping_add(1);
-                    let attempt_gen = *g;
+                    req.attempt_gen = req.attempt_gen.wrapping_add(1);
+                    let attempt_gen = req.attempt_gen;
                     self.collector
                         .on_attempt(now, provider as usize, attempt.attempt > 1);
                     if let Some(outage) = &mut self.outage {
@@ -509,8 +513,13 @@ impl<'r> Sim<'r> {
                 Action::Wait { until } => {
                     if until != Time::MAX && until < req.wake_at {
                         req.wake_at = until;
-                        let life = self.gens[idx as usize].1;
-                        self.queue.schedule(until, Ev::Wake { req: idx, life });
+                        self.queue.schedule(
+                            until,
+                            Ev::Wake {
+                                req: idx,
+                                life: req.life,
+                            },
+                        );
                     }
                     return;
                 }
@@ -612,10 +621,9 @@ impl<'r> Sim<'r> {
     }
 
     fn current(&self, idx: u32, attempt_gen: u32) -> bool {
-        self.gens
-            .get(idx as usize)
-            .is_some_and(|g| g.0 == attempt_gen)
-            && self.requests.get(idx).is_some_and(|r| r.attempt.is_some())
+        self.requests
+            .get(idx)
+            .is_some_and(|r| r.attempt_gen == attempt_gen && r.attempt.is_some())
     }
 
     fn on_timeout(&mut self, now: Time, idx: u32, attempt_gen: u32) {
@@ -746,8 +754,8 @@ impl Sim<'_> {
             (req.start, req.replica, req.population, req.worker);
         let malformed = req.malformed;
         req.live = false;
+        req.attempt_gen = req.attempt_gen.wrapping_add(1);
         self.free.push(idx);
-        self.gens[idx as usize].0 = self.gens[idx as usize].0.wrapping_add(1);
         let resolution = match finished.resolution {
             Resolution::Success { .. } => crate::measure::Resolution::Success,
             Resolution::Degraded { .. } => crate::measure::Resolution::Degraded,
