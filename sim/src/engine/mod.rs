@@ -247,8 +247,6 @@ struct Sim<'r> {
     plan_rngs: Vec<SeededRng>,
     requests: Slots<'r>,
     free: Vec<u32>,
-    /// Per provider, per job slot: the request and attempt generation it serves.
-    jobs: Vec<Vec<Option<(u32, u32, ServiceId)>>>,
     collector: Collector,
     /// The core's metrics, when the setup asked for them.
     metrics: Option<Metrics>,
@@ -315,7 +313,6 @@ impl<'r> Sim<'r> {
             registries,
             targets,
             queue: EventQueue::new(),
-            jobs: vec![Vec::new(); servers.len()],
             servers,
             server_rngs,
             malformed_rngs,
@@ -485,14 +482,15 @@ impl<'r> Sim<'r> {
                         model,
                         validated: attempt.validator.is_some(),
                     });
+                    req.attempt_gen = req.attempt_gen.wrapping_add(1);
+                    let attempt_gen = req.attempt_gen;
                     let spec = AttemptSpec {
                         model,
                         input_tokens: req.input,
                         output_tokens: req.output,
                         row: RowOp::Read,
+                        tag: job_tag(idx, attempt_gen),
                     };
-                    req.attempt_gen = req.attempt_gen.wrapping_add(1);
-                    let attempt_gen = req.attempt_gen;
                     self.collector
                         .on_attempt(now, provider as usize, attempt.attempt > 1);
                     if let Some(outage) = &mut self.outage {
@@ -559,7 +557,7 @@ impl<'r> Sim<'r> {
                 at <= timeout_at
             }
             Arrival::Started(Started { id, done_at, .. }) => {
-                self.track_job(provider, id, idx, attempt_gen);
+                self.track_job(idx, id);
                 self.queue
                     .schedule(done_at, Ev::ServiceDone { provider, id });
                 // The answer is scheduled when the service ends, at `done_at`: before a
@@ -568,19 +566,16 @@ impl<'r> Sim<'r> {
                 self.servers[p].answers_when_done() && done_at < timeout_at
             }
             Arrival::Queued { id } => {
-                self.track_job(provider, id, idx, attempt_gen);
+                self.track_job(idx, id);
                 false
             }
             Arrival::Hung => false,
         }
     }
 
-    fn track_job(&mut self, provider: u32, id: ServiceId, idx: u32, attempt_gen: u32) {
-        let jobs = &mut self.jobs[provider as usize];
-        if jobs.len() <= id.index() {
-            jobs.resize(id.index() + 1, None);
-        }
-        jobs[id.index()] = Some((idx, attempt_gen, id));
+    /// Request `idx` is served by job `id` (which carries the request's tag, so the
+    /// server's answer finds the request; the request keeps the id to abandon it).
+    fn track_job(&mut self, idx: u32, id: ServiceId) {
         if let Some(req) = self.requests.get_mut(idx) {
             req.job = Some(id);
         }
@@ -600,13 +595,12 @@ impl<'r> Sim<'r> {
                 },
             );
         }
-        let slot = self.jobs[p]
-            .get_mut(id.index())
-            .and_then(|s| s.take_if(|(_, _, job)| *job == id));
-        if let Some((req, attempt_gen, _)) = slot
-            && !done.abandoned
-        {
-            if let Some(r) = self.requests.get_mut(req) {
+        // An abandoned job's request has moved on (its timeout fired): no answer.
+        if !done.abandoned {
+            let (req, attempt_gen) = tagged_request(done.tag);
+            if let Some(r) = self.requests.get_mut(req)
+                && r.attempt_gen == attempt_gen
+            {
                 r.job = None;
             }
             self.queue.schedule(
@@ -638,9 +632,6 @@ impl<'r> Sim<'r> {
         };
         if let Some(job) = req.job.take() {
             self.servers[provider as usize].abandon(job);
-            if let Some(slot) = self.jobs[provider as usize].get_mut(job.index()) {
-                *slot = None;
-            }
         }
         let outcome = Outcome::TimedOut {
             phase: TimeoutPhase::BeforeHeaders,
@@ -668,6 +659,7 @@ impl<'r> Sim<'r> {
                 input_tokens: req.input,
                 output_tokens: req.output,
                 row: RowOp::Write { expected: version },
+                tag: job_tag(idx, attempt_gen),
             };
             // The attempt's timeout event is already scheduled (a row attempt is never
             // answered at once), so the write needs none of its own.
@@ -695,6 +687,17 @@ impl<'r> Sim<'r> {
         req.plan.on_outcome(now, out.id, outcome, usage);
         self.drive(now, idx);
     }
+}
+
+/// The tag an attempt's server job carries: the request's slot and the attempt's
+/// generation, so the server's answer finds its request (and a stale one is told apart).
+fn job_tag(idx: u32, attempt_gen: u32) -> u64 {
+    (u64::from(idx) << 32) | u64::from(attempt_gen)
+}
+
+/// The slot and attempt generation of a [`job_tag`].
+fn tagged_request(tag: u64) -> (u32, u32) {
+    ((tag >> 32) as u32, tag as u32)
 }
 
 /// A server response as the core sees it: what the HTTP adapter would make of the same

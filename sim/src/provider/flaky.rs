@@ -125,6 +125,7 @@ mod tests {
         input_tokens: 10,
         output_tokens: 5,
         row: super::super::RowOp::Read,
+        tag: 0,
     };
 
     #[test]

@@ -45,6 +45,8 @@ struct KeyState {
 
 #[derive(Clone, Copy, Debug)]
 struct Job {
+    /// The driver's [`AttemptSpec::tag`].
+    tag: u64,
     model: u32,
     input_tokens: u32,
     output_tokens: u32,
@@ -151,6 +153,7 @@ impl LlmServer {
             return self.reject(now, Response::Overloaded);
         }
         let job = Job {
+            tag: spec.tag,
             model: spec.model,
             input_tokens: spec.input_tokens,
             output_tokens: spec.output_tokens,
@@ -239,6 +242,7 @@ impl LlmServer {
             at: now,
             abandoned: job.abandoned,
             next,
+            tag: job.tag,
         })
     }
 

@@ -51,6 +51,7 @@ const ATTEMPT: AttemptSpec = AttemptSpec {
     input_tokens: 100,
     output_tokens: 10,
     row: RowOp::Read,
+    tag: 0,
 };
 
 fn started(a: Arrival) -> Started {
@@ -238,21 +239,27 @@ fn abandoned_work_keeps_its_slot_until_it_ends() {
 fn the_queue_is_fifo() {
     let mut s = server(1, Limits::default(), &[]);
     let mut rng = seeded(1);
-    let first = started(s.on_arrival(Time::ZERO, ATTEMPT, &mut rng));
-    let ids: Vec<ServiceId> = (0..2)
-        .map(|_| match s.on_arrival(Time::ZERO, ATTEMPT, &mut rng) {
-            Arrival::Queued { id } => id,
-            other => panic!("{other:?}"),
-        })
+    let tagged = |tag| AttemptSpec { tag, ..ATTEMPT };
+    let first = started(s.on_arrival(Time::ZERO, tagged(10), &mut rng));
+    let ids: Vec<ServiceId> = (11..13)
+        .map(
+            |tag| match s.on_arrival(Time::ZERO, tagged(tag), &mut rng) {
+                Arrival::Queued { id } => id,
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
     let d = s
         .on_service_done(first.done_at, first.id, &mut rng)
         .unwrap();
+    // Each answer carries its own attempt's tag, queued or not.
+    assert_eq!(d.tag, 10);
     let second = d.next.unwrap();
     assert_eq!(second.id, ids[0]);
     let d = s
         .on_service_done(second.done_at, second.id, &mut rng)
         .unwrap();
+    assert_eq!(d.tag, 11);
     assert_eq!(d.next.unwrap().id, ids[1]);
 }
 

@@ -51,6 +51,9 @@ pub struct AttemptSpec {
     pub output_tokens: u32,
     /// The operation (row providers; others ignore it).
     pub row: RowOp,
+    /// The driver's own reference for this attempt, handed back unread in
+    /// [`Done::tag`], so the driver finds its request without a table of its own.
+    pub tag: u64,
 }
 
 /// An operation on the contended row.
@@ -154,6 +157,8 @@ pub struct Done {
     pub abandoned: bool,
     /// The queued job that took the freed slot, if any.
     pub next: Option<Started>,
+    /// The finished job's [`AttemptSpec::tag`].
+    pub tag: u64,
 }
 
 /// Counters a server keeps (for reports and tests).

@@ -21,7 +21,8 @@ use crate::scenario::{OutageMode, RowSpec};
 pub struct RowServer {
     spec: RowSpec,
     version: u64,
-    jobs: Slab<(RowOp, bool)>,
+    /// Each request on its way: the operation, whether its client gave up, its tag.
+    jobs: Slab<(RowOp, bool, u64)>,
     storms: Storms,
     stats: ServerStats,
 }
@@ -67,7 +68,7 @@ impl RowServer {
             }
             None => {
                 let done_at = now + self.hop(now, rng);
-                let id = self.jobs.insert((spec.row, false));
+                let id = self.jobs.insert((spec.row, false, spec.tag));
                 Arrival::Started(Started {
                     id,
                     first_token_at: done_at,
@@ -84,7 +85,7 @@ impl RowServer {
         id: ServiceId,
         rng: &mut R,
     ) -> Option<Done> {
-        let (op, abandoned) = self.jobs.remove(id)?;
+        let (op, abandoned, tag) = self.jobs.remove(id)?;
         self.stats.served += 1;
         self.stats.wasted += u64::from(abandoned);
         let response = match op {
@@ -109,6 +110,7 @@ impl RowServer {
             at: now + self.hop(now, rng),
             abandoned,
             next: None,
+            tag,
         })
     }
 
@@ -149,6 +151,10 @@ mod tests {
             input_tokens: 0,
             output_tokens: 0,
             row,
+            tag: match row {
+                RowOp::Read => 1,
+                RowOp::Write { .. } => 2,
+            },
         }
     }
 
@@ -176,6 +182,11 @@ mod tests {
         let a2 = row.on_service_done(r2.done_at, r2.id, &mut rng).unwrap();
         assert_eq!(a1.response, Response::RowRead { version: 0 });
         assert_eq!(a2.response, Response::RowRead { version: 0 });
+        assert_eq!(
+            (a1.tag, a2.tag),
+            (1, 1),
+            "an answer carries its attempt's tag"
+        );
         assert!(a1.at > r1.done_at);
         // Both write expecting 0: the first to reach the row wins, the second conflicts.
         let w1 = started(row.on_arrival(a1.at, spec(RowOp::Write { expected: 0 }), &mut rng));
@@ -189,6 +200,7 @@ mod tests {
             .on_service_done(first.done_at, first.id, &mut rng)
             .unwrap();
         assert_eq!(d.response, Response::RowWritten { version: 1 });
+        assert_eq!(d.tag, 2);
         let d = row
             .on_service_done(second.done_at, second.id, &mut rng)
             .unwrap();

@@ -178,6 +178,8 @@ impl Shared {
             input_tokens,
             output_tokens,
             row: RowOp::Read,
+            // Unread: serve finds its jobs by their ids.
+            tag: 0,
         };
         let admission = match slot.server.on_arrival(now, spec, &mut slot.rng) {
             Arrival::Answered { at, response } => Admission::Answered { at, response },

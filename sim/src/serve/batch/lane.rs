@@ -194,6 +194,7 @@ mod tests {
                     input_tokens: 100,
                     output_tokens: 20,
                     row: RowOp::Read,
+                    tag: 0,
                 },
             })
             .collect()

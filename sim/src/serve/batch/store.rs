@@ -306,6 +306,8 @@ impl Store {
                             input_tokens: kept.input_tokens,
                             output_tokens: kept.output_tokens,
                             row: RowOp::Read,
+                            // Unread: the lane finds its jobs by their ids.
+                            tag: 0,
                         },
                     });
                     lane_of.push((k, target));
