@@ -183,6 +183,12 @@ struct Req<'r> {
     attempt_gen: u32,
     /// Bumped when the slot is reused (a `Wake` event's `life`).
     life: u32,
+    /// The rest of the request in the slot (the last one's, once it is free).
+    call: Call,
+}
+
+/// A request's own state beside its plan, set whole when the request starts.
+struct Call {
     replica: u32,
     population: u32,
     worker: bool,
@@ -354,9 +360,9 @@ impl<'r> Sim<'r> {
                 Ev::Wake { req, life } => {
                     if let Some(r) = self.requests.get_mut(req)
                         && r.life == life
-                        && r.wake_at == now
+                        && r.call.wake_at == now
                     {
-                        r.wake_at = Time::MAX;
+                        r.call.wake_at = Time::MAX;
                         self.drive(now, req);
                     }
                 }
@@ -411,54 +417,47 @@ impl<'r> Sim<'r> {
             ..RequestOptions::default()
         };
         let route = &self.routes[new.replica as usize];
+        let call = Call {
+            replica: new.replica,
+            population,
+            worker,
+            start: now,
+            input: new.input_tokens,
+            output: new.output_tokens,
+            attempt: None,
+            job: None,
+            wake_at: Time::MAX,
+            malformed: false,
+        };
         // A free slot's plan is reset in place: a new plan is a few hundred bytes,
         // and writing one whole into the slot was a memcpy per request.
         let idx = match self.free.pop() {
             Some(idx) => {
                 let req = &mut self.requests.0[idx as usize];
-                req.life = req.life.wrapping_add(1);
                 req.plan.reset(route, kind, deadline, options);
+                req.live = true;
+                req.life = req.life.wrapping_add(1);
+                req.call = call;
                 idx
             }
             None => {
                 self.requests.0.push(Req {
                     plan: Plan::new(route, kind, deadline, options),
-                    live: false,
+                    live: true,
                     attempt_gen: 0,
                     life: 0,
-                    replica: 0,
-                    population: 0,
-                    worker: false,
-                    start: Time::ZERO,
-                    input: 0,
-                    output: 0,
-                    attempt: None,
-                    job: None,
-                    wake_at: Time::MAX,
-                    malformed: false,
+                    call,
                 });
                 (self.requests.0.len() - 1) as u32
             }
         };
-        let req = &mut self.requests.0[idx as usize];
-        req.live = true;
-        req.replica = new.replica;
-        req.population = population;
-        req.worker = worker;
-        req.start = now;
-        req.input = new.input_tokens;
-        req.output = new.output_tokens;
-        req.attempt = None;
-        req.job = None;
-        req.wake_at = Time::MAX;
-        req.malformed = false;
         self.drive(now, idx);
     }
 
     /// Polls request `idx`'s plan and carries out what it says until it waits; then
     /// the request's replica looks at its shared state.
     fn drive(&mut self, now: Time, idx: u32) {
-        let Some(replica) = self.requests.get(idx).map(|r| r.replica) else {
+        let Some(replica) = self.requests.get(idx).map(|r| r.call.replica) else {
             return;
         };
         self.drive_plan(now, idx);
@@ -472,11 +471,11 @@ impl<'r> Sim<'r> {
             };
             let action = req
                 .plan
-                .poll(now, &mut self.plan_rngs[req.replica as usize]);
+                .poll(now, &mut self.plan_rngs[req.call.replica as usize]);
             match action {
                 Action::Attempt(attempt) => {
                     let (provider, model) = self.targets[attempt.step];
-                    req.attempt = Some(Out {
+                    req.call.attempt = Some(Out {
                         id: attempt.id,
                         provider,
                         model,
@@ -486,8 +485,8 @@ impl<'r> Sim<'r> {
                     let attempt_gen = req.attempt_gen;
                     let spec = AttemptSpec {
                         model,
-                        input_tokens: req.input,
-                        output_tokens: req.output,
+                        input_tokens: req.call.input,
+                        output_tokens: req.call.output,
                         row: RowOp::Read,
                         tag: job_tag(idx, attempt_gen),
                     };
@@ -509,8 +508,8 @@ impl<'r> Sim<'r> {
                     return;
                 }
                 Action::Wait { until } => {
-                    if until != Time::MAX && until < req.wake_at {
-                        req.wake_at = until;
+                    if until != Time::MAX && until < req.call.wake_at {
+                        req.call.wake_at = until;
                         self.queue.schedule(
                             until,
                             Ev::Wake {
@@ -577,7 +576,7 @@ impl<'r> Sim<'r> {
     /// server's answer finds the request; the request keeps the id to abandon it).
     fn track_job(&mut self, idx: u32, id: ServiceId) {
         if let Some(req) = self.requests.get_mut(idx) {
-            req.job = Some(id);
+            req.call.job = Some(id);
         }
     }
 
@@ -601,7 +600,7 @@ impl<'r> Sim<'r> {
             if let Some(r) = self.requests.get_mut(req)
                 && r.attempt_gen == attempt_gen
             {
-                r.job = None;
+                r.call.job = None;
             }
             self.queue.schedule(
                 done.at,
@@ -617,7 +616,7 @@ impl<'r> Sim<'r> {
     fn current(&self, idx: u32, attempt_gen: u32) -> bool {
         self.requests
             .get(idx)
-            .is_some_and(|r| r.attempt_gen == attempt_gen && r.attempt.is_some())
+            .is_some_and(|r| r.attempt_gen == attempt_gen && r.call.attempt.is_some())
     }
 
     fn on_timeout(&mut self, now: Time, idx: u32, attempt_gen: u32) {
@@ -627,10 +626,10 @@ impl<'r> Sim<'r> {
         let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
-        let Some(Out { id, provider, .. }) = req.attempt.take() else {
+        let Some(Out { id, provider, .. }) = req.call.attempt.take() else {
             return;
         };
-        if let Some(job) = req.job.take() {
+        if let Some(job) = req.call.job.take() {
             self.servers[provider as usize].abandon(job);
         }
         let outcome = Outcome::TimedOut {
@@ -647,7 +646,7 @@ impl<'r> Sim<'r> {
         let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
-        let Some(out) = req.attempt else {
+        let Some(out) = req.call.attempt else {
             return;
         };
         let provider = out.provider;
@@ -656,8 +655,8 @@ impl<'r> Sim<'r> {
             self.row_writes += 1;
             let spec = AttemptSpec {
                 model: 0,
-                input_tokens: req.input,
-                output_tokens: req.output,
+                input_tokens: req.call.input,
+                output_tokens: req.call.output,
                 row: RowOp::Write { expected: version },
                 tag: job_tag(idx, attempt_gen),
             };
@@ -666,8 +665,8 @@ impl<'r> Sim<'r> {
             self.send(now, idx, attempt_gen, provider, spec, Time::ZERO);
             return;
         }
-        req.attempt = None;
-        req.job = None;
+        req.call.attempt = None;
+        req.call.job = None;
         let (mut outcome, usage) = outcome(response, self.setup.client.retry_after_max);
         if matches!(outcome, Outcome::Success)
             && let Some(rng) = &mut self.malformed_rngs[provider as usize]
@@ -680,7 +679,7 @@ impl<'r> Sim<'r> {
                 if out.validated {
                     outcome = Outcome::InvalidOutput;
                 } else {
-                    req.malformed = true;
+                    req.call.malformed = true;
                 }
             }
         }
@@ -753,9 +752,13 @@ impl Sim<'_> {
         let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
-        let (start, replica, population, worker) =
-            (req.start, req.replica, req.population, req.worker);
-        let malformed = req.malformed;
+        let (start, replica, population, worker) = (
+            req.call.start,
+            req.call.replica,
+            req.call.population,
+            req.call.worker,
+        );
+        let malformed = req.call.malformed;
         req.live = false;
         req.attempt_gen = req.attempt_gen.wrapping_add(1);
         self.free.push(idx);
