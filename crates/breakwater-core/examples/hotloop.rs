@@ -44,11 +44,7 @@ fn main() {
     match mode {
         "plan" => {
             let registry = Registry::new(RegistryConfig::default()).unwrap();
-            let prices = PriceTable::new()
-                .with("claude-sonnet-4-5", Price::per_million(3.0, 15.0))
-                .with("gpt-4o-mini", Price::per_million(0.15, 0.6));
-            let route =
-                Route::bind(&RouteConfig::from_toml(ROUTE).unwrap(), &registry, &prices).unwrap();
+            let route = bench_route(&registry);
             let mut rng = rng::seeded(1);
             for _ in 0..n {
                 let now = Time::from_secs(1);
@@ -73,12 +69,7 @@ fn main() {
                 ..RegistryConfig::default()
             })
             .unwrap();
-            let route = Route::bind(
-                &RouteConfig::from_toml(ROUTE).unwrap(),
-                &registry,
-                &PriceTable::new(),
-            )
-            .unwrap();
+            let route = bench_route(&registry);
             let mut rng = rng::seeded(1);
             let overloaded = Outcome::Status {
                 status: 503,
@@ -164,4 +155,12 @@ fn main() {
             }
         }
     }
+}
+
+/// The benches' route (`breakwater_benches::route_with`): `ROUTE` at their prices.
+fn bench_route(registry: &Registry) -> Route {
+    let prices = PriceTable::new()
+        .with("claude-sonnet-4-5", Price::per_million(3.0, 15.0))
+        .with("gpt-4o-mini", Price::per_million(0.15, 0.6));
+    Route::bind(&RouteConfig::from_toml(ROUTE).unwrap(), registry, &prices).unwrap()
 }
