@@ -64,7 +64,6 @@ pub(crate) fn process<R: Rng + ?Sized>(
     let mut out = vec![None; requests.len()];
     // Started jobs by end time, then start order.
     let mut services: BinaryHeap<Reverse<(Time, u64, usize, ServiceId)>> = BinaryHeap::new();
-    let mut jobs: BTreeMap<(usize, ServiceId), usize> = BTreeMap::new();
     let mut sequence = 0u64;
     let mut next = 0usize;
     let mut start = |services: &mut BinaryHeap<_>, slot: usize, st: Started| {
@@ -89,8 +88,9 @@ pub(crate) fn process<R: Rng + ?Sized>(
                 continue;
             };
             if let Some(done) = server.on_service_done(t, id, rng) {
-                if let Some(i) = jobs.remove(&(slot, id))
-                    && done.at <= until
+                // The job's tag is its request's index (set at arrival).
+                if done.at <= until
+                    && let Ok(i) = usize::try_from(done.tag)
                     && let Some(slot_out) = out.get_mut(i)
                 {
                     *slot_out = Some((done.at, done.response));
@@ -108,7 +108,11 @@ pub(crate) fn process<R: Rng + ?Sized>(
             let Some(server) = servers.get_mut(&request.slot) else {
                 continue;
             };
-            match server.on_arrival(t, request.spec, rng) {
+            let spec = AttemptSpec {
+                tag: i as u64,
+                ..request.spec
+            };
+            match server.on_arrival(t, spec, rng) {
                 Arrival::Answered { at, response } => {
                     if at <= until
                         && let Some(slot_out) = out.get_mut(i)
@@ -116,14 +120,8 @@ pub(crate) fn process<R: Rng + ?Sized>(
                         *slot_out = Some((at, response));
                     }
                 }
-                Arrival::Started(st) => {
-                    jobs.insert((request.slot, st.id), i);
-                    start(&mut services, request.slot, st);
-                }
-                Arrival::Queued { id } => {
-                    jobs.insert((request.slot, id), i);
-                }
-                Arrival::Hung => {}
+                Arrival::Started(st) => start(&mut services, request.slot, st),
+                Arrival::Queued { .. } | Arrival::Hung => {}
             }
         } else {
             for (&slot, server) in servers.iter_mut() {

@@ -306,7 +306,7 @@ impl Store {
                             input_tokens: kept.input_tokens,
                             output_tokens: kept.output_tokens,
                             row: RowOp::Read,
-                            // Unread: the lane finds its jobs by their ids.
+                            // The lane tags each request with its index.
                             tag: 0,
                         },
                     });
