@@ -104,6 +104,12 @@ impl OpenArrivals {
         None
     }
 
+    /// The highest rate over the run, requests per second.
+    #[must_use]
+    pub fn peak_rate(&self) -> f64 {
+        self.rates.iter().map(|r| r.1).fold(0.0, f64::max)
+    }
+
     /// The expected number of arrivals over the run (before a `requests` cap).
     #[must_use]
     pub fn expected_count(&self) -> f64 {

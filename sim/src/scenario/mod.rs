@@ -22,6 +22,29 @@ pub use error::{Location, ScenarioError, deserialize_table, locate};
 
 use crate::dist::LogNormal;
 
+/// The largest scenario the simulator runs. Past one of these a run would not fit in
+/// memory or would not end in reasonable time, so the scenario is refused with an
+/// error naming the field, before anything is allocated for it.
+pub mod limits {
+    /// The longest run, `duration_s`: seven days. (The herd index counts attempts in
+    /// 100 ms buckets over the whole run: 6 million of them at this length.)
+    pub const DURATION_S: f64 = 7.0 * 86_400.0;
+    /// The most timeline buckets, `duration_s` / `bucket_ms`.
+    pub const TIMELINE_BUCKETS: u64 = 1_000_000;
+    /// Client replicas, all populations together: each has its own breakers, budgets
+    /// and bound route.
+    pub const REPLICAS: u64 = 10_000;
+    /// Closed-loop workers, all populations together.
+    pub const WORKERS: u64 = 1_000_000;
+    /// The highest arrival rate of an open-loop population, load spikes included, per
+    /// second. Arrival times are whole nanoseconds: far above this, successive
+    /// arrivals land on the same instant and the clock stops advancing.
+    pub const RATE_PER_S: f64 = 10_000_000.0;
+    /// Expected open-loop arrivals over the run, all populations together (each
+    /// within its `requests` cap): about ten minutes of one core per policy.
+    pub const EXPECTED_REQUESTS: f64 = 1e9;
+}
+
 /// The embedded default scenario: a 529 overload storm on a Sunday at 2am.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/sunday-2am.toml");
 

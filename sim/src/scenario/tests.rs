@@ -236,6 +236,114 @@ fn semantic_checks() {
     }
 }
 
+/// Scenarios past the simulator's limits are refused before anything is allocated
+/// for them, each naming the field, and the message says what the limit is.
+#[test]
+fn scenarios_past_the_limits() {
+    let closed = SMALL.replacen(
+        "kind = \"open\"\nrate_per_s = 10",
+        "kind = \"closed\"\nworkers = 10",
+        1,
+    );
+    let long = SMALL.replacen("duration_s = 10", "duration_s = 200", 1);
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        // Seven days and one second.
+        (
+            SMALL,
+            "duration_s = 10",
+            "duration_s = 604801",
+            "duration_s",
+            "at most 604800",
+        ),
+        // An absurd length is shown in exponent form, not as 300 digits.
+        (
+            SMALL,
+            "duration_s = 10",
+            "duration_s = 1e300",
+            "duration_s",
+            "found 1e300",
+        ),
+        // A day in 10 ms buckets: 8.64 million.
+        (
+            SMALL,
+            "duration_s = 10",
+            "duration_s = 86400\nbucket_ms = 10",
+            "bucket_ms",
+            "8640000 timeline buckets",
+        ),
+        (
+            SMALL,
+            "rate_per_s = 10",
+            "rate_per_s = 10\nreplicas = 10001",
+            "clients[0].replicas",
+            "at most 10000",
+        ),
+        (
+            &closed,
+            "workers = 10",
+            "workers = 1000001",
+            "clients[0].workers",
+            "at most 1000000",
+        ),
+        (
+            SMALL,
+            "rate_per_s = 10",
+            "rate_per_s = 2e7",
+            "clients[0]",
+            "at most 10000000",
+        ),
+        // Within the rate limit, but 1.8 billion arrivals over the run…
+        (
+            &long,
+            "rate_per_s = 10",
+            "rate_per_s = 9e6\nrequests = 2_000_000_000",
+            "duration_s",
+            "about 1.800e9 requests",
+        ),
+    ];
+    for (base, from, to, path, says) in cases {
+        assert!(base.contains(from), "{from}");
+        let src = base.replacen(from, to, 1);
+        let e = err(&src);
+        assert_eq!(&e.path, path, "{from} → {to}: {e}");
+        assert!(e.at.line > 1, "{e}");
+        assert!(e.message.contains(says), "{from} → {to}: {e}");
+    }
+    // Replicas and workers count over all populations; the error names the one that
+    // crosses the limit.
+    let two = format!(
+        "{SMALL}\n[[clients]]\nname = \"d\"\nkind = \"closed\"\nworkers = 600000\nreplicas = 6000\n"
+    )
+    .replacen("rate_per_s = 10", "rate_per_s = 10\nreplicas = 5000", 1);
+    let e = err(&two);
+    assert_eq!(e.path, "clients[1].replicas", "{e}");
+    let e = err(&two
+        .replacen("replicas = 6000", "", 1)
+        .replacen("kind = \"open\"", "kind = \"closed\"\nworkers = 500000", 1)
+        .replacen("rate_per_s = 10\n", "", 1));
+    assert_eq!(e.path, "clients[1].workers", "{e}");
+    // A load spike can take a rate within the limit past it.
+    let spiked = format!(
+        "{}\n[[storm]]\nkind = \"load_spike\"\nclients = \"c\"\nfrom_s = 1\nto_s = 2\nfactor = 100\n",
+        SMALL.replacen("rate_per_s = 10", "rate_per_s = 200000", 1)
+    );
+    let e = err(&spiked);
+    assert_eq!(e.path, "clients[0]", "{e}");
+    assert!(e.message.contains("load spikes included"), "{e}");
+    // … and a `requests` cap under the limit makes it valid.
+    Scenario::from_toml(&long.replacen(
+        "rate_per_s = 10",
+        "rate_per_s = 9e6\nrequests = 1_000_000_000",
+        1,
+    ))
+    .expect("a capped client counts its cap");
+    // At the limits exactly, the scenario is valid.
+    let at = SMALL
+        .replacen("duration_s = 10", "duration_s = 604800", 1)
+        .replacen("rate_per_s = 10", "rate_per_s = 1000\nreplicas = 10000", 1);
+    Scenario::from_toml(&at).expect("a scenario at the limits is valid");
+}
+
 #[test]
 fn kind_specific_storms_and_load_spikes() {
     let spike = SMALL.replace(

@@ -13,6 +13,16 @@ use crate::dist::{LogNormal, ms_to_nanos, secs_to_nanos};
 
 type Result<T> = std::result::Result<T, ScenarioError>;
 
+/// A number as an error message shows it: plain, or in exponent form when plain would
+/// be a wall of digits (`1e300`, `1e-12`).
+fn shown(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 struct Check<'a> {
     src: &'a str,
 }
@@ -26,14 +36,14 @@ impl Check<'_> {
         if v.is_finite() {
             Ok(v)
         } else {
-            self.err(path, format!("must be a finite number, found {v}"))
+            self.err(path, format!("must be a finite number, found {}", shown(v)))
         }
     }
 
     fn at_least(&self, path: &str, v: f64, min: f64) -> Result<f64> {
         let v = self.finite(path, v)?;
         if v < min {
-            return self.err(path, format!("must be at least {min}, found {v}"));
+            return self.err(path, format!("must be at least {min}, found {}", shown(v)));
         }
         Ok(v)
     }
@@ -41,7 +51,7 @@ impl Check<'_> {
     fn positive(&self, path: &str, v: f64) -> Result<f64> {
         let v = self.finite(path, v)?;
         if v <= 0.0 {
-            return self.err(path, format!("must be greater than 0, found {v}"));
+            return self.err(path, format!("must be greater than 0, found {}", shown(v)));
         }
         Ok(v)
     }
@@ -49,7 +59,10 @@ impl Check<'_> {
     fn probability(&self, path: &str, v: f64) -> Result<f64> {
         let v = self.finite(path, v)?;
         if !(0.0..=1.0).contains(&v) {
-            return self.err(path, format!("must be a probability in [0, 1], found {v}"));
+            return self.err(
+                path,
+                format!("must be a probability in [0, 1], found {}", shown(v)),
+            );
         }
         Ok(v)
     }
@@ -93,11 +106,33 @@ pub(super) fn build(src: &str, raw: RawScenario) -> Result<Scenario> {
         return c.err("name", "must not be empty");
     }
     let duration_s = c.positive("duration_s", raw.duration_s)?;
+    if duration_s > limits::DURATION_S {
+        return c.err(
+            "duration_s",
+            format!(
+                "must be at most {} (seven days), found {}",
+                limits::DURATION_S,
+                shown(duration_s)
+            ),
+        );
+    }
     if raw.bucket_ms == 0 {
         return c.err("bucket_ms", "must be at least 1");
     }
     if raw.bucket_ms as f64 > duration_s * 1e3 {
         return c.err("bucket_ms", "must not be longer than the run (duration_s)");
+    }
+    let buckets = (duration_s * 1e3 / raw.bucket_ms as f64).ceil();
+    if buckets > limits::TIMELINE_BUCKETS as f64 {
+        return c.err(
+            "bucket_ms",
+            format!(
+                "a {duration_s} s run in {} ms buckets has {buckets} timeline buckets; \
+                 at most {}: raise bucket_ms",
+                raw.bucket_ms,
+                limits::TIMELINE_BUCKETS
+            ),
+        );
     }
     if raw.provider.is_empty() {
         return c.err("", "a scenario needs at least one [[provider]]");
@@ -119,6 +154,7 @@ pub(super) fn build(src: &str, raw: RawScenario) -> Result<Scenario> {
         .enumerate()
         .map(|(i, cl)| client(&c, &format!("clients[{i}]"), cl, &mut seen))
         .collect::<Result<Vec<_>>>()?;
+    population_limits(&c, &clients)?;
     let storms = raw
         .storm
         .iter()
@@ -141,7 +177,7 @@ pub(super) fn build(src: &str, raw: RawScenario) -> Result<Scenario> {
             }
         }
     }
-    Ok(Scenario {
+    let scenario = Scenario {
         name: raw.name,
         seed: raw.seed,
         duration: Duration::from_nanos(secs_to_nanos(duration_s)),
@@ -151,7 +187,80 @@ pub(super) fn build(src: &str, raw: RawScenario) -> Result<Scenario> {
         clients,
         policies,
         source: src.to_owned(),
-    })
+    };
+    arrival_limits(&c, &scenario)?;
+    Ok(scenario)
+}
+
+/// Replicas and closed-loop workers, all populations together, within
+/// [`limits::REPLICAS`] and [`limits::WORKERS`]; the error names the population that
+/// crosses the limit.
+fn population_limits(c: &Check<'_>, clients: &[Client]) -> Result<()> {
+    let (mut replicas, mut workers) = (0u64, 0u64);
+    for (i, cl) in clients.iter().enumerate() {
+        replicas += u64::from(cl.replicas);
+        if replicas > limits::REPLICAS {
+            return c.err(
+                &format!("clients[{i}].replicas"),
+                format!(
+                    "the clients have {replicas} replicas so far; at most {} in all",
+                    limits::REPLICAS
+                ),
+            );
+        }
+        if let Arrivals::Closed { workers: w, .. } = cl.arrivals {
+            workers += u64::from(w);
+            if workers > limits::WORKERS {
+                return c.err(
+                    &format!("clients[{i}].workers"),
+                    format!(
+                        "the clients have {workers} closed-loop workers so far; at most {} in all",
+                        limits::WORKERS
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open-loop rates, load spikes included, within [`limits::RATE_PER_S`], and the
+/// expected arrivals of the run within [`limits::EXPECTED_REQUESTS`].
+fn arrival_limits(c: &Check<'_>, scenario: &Scenario) -> Result<()> {
+    let mut expected = 0.0;
+    for i in 0..scenario.clients.len() {
+        let Some(arrivals) = crate::workload::OpenArrivals::new(scenario, i) else {
+            continue;
+        };
+        let peak = arrivals.peak_rate();
+        if peak > limits::RATE_PER_S {
+            return c.err(
+                &format!("clients[{i}]"),
+                format!(
+                    "the arrival rate reaches {} per second (load spikes included); \
+                     at most {}",
+                    shown(peak),
+                    limits::RATE_PER_S
+                ),
+            );
+        }
+        let count = arrivals.expected_count();
+        expected += match scenario.clients[i].requests {
+            Some(cap) => count.min(cap as f64),
+            None => count,
+        };
+    }
+    if expected > limits::EXPECTED_REQUESTS {
+        return c.err(
+            "duration_s",
+            format!(
+                "the open-loop clients would send about {expected:.3e} requests over the run; \
+                 at most {:e}: shorten the run or lower the rates",
+                limits::EXPECTED_REQUESTS
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn provider(
