@@ -47,6 +47,35 @@ pub struct PolicySetup {
     /// default: the reports are built from the simulator's own measures, and the
     /// core's metrics cost about a tenth of the engine's work per request.
     pub core_metrics: bool,
+    /// Bounds on the run, past which it stops with an error rather than exhaust
+    /// memory or never end.
+    pub run_limits: RunLimits,
+}
+
+/// Bounds on one policy's run that a scenario's fields cannot bound ahead of time.
+///
+/// The scenario's own [limits](crate::scenario::limits) keep its size in check; these
+/// catch what only the run shows. Requests pile up when arrivals outpace answers for
+/// long (a timeout outage under long deadlines), each holding about 600 bytes; and a
+/// closed loop whose answers take no time (`think_ms = 0` against an instant error)
+/// sends again at the same instant forever, so virtual time stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Requests in flight at once.
+    pub in_flight: u32,
+    /// Events at one instant.
+    pub events_per_instant: u64,
+}
+
+impl Default for RunLimits {
+    /// 2,000,000 requests in flight (about 1.2 GB), 10,000,000 events at one instant
+    /// (seconds of work).
+    fn default() -> RunLimits {
+        RunLimits {
+            in_flight: 2_000_000,
+            events_per_instant: 10_000_000,
+        }
+    }
 }
 
 /// What the simulated client does outside the core: which deadline it sets and how
@@ -243,6 +272,7 @@ impl PolicySetup {
             client,
             fleet: FleetOptions::default(),
             core_metrics: false,
+            run_limits: RunLimits::default(),
         }
     }
 }

@@ -167,6 +167,7 @@ fn retry_loop(
         },
         fleet: crate::fleet::FleetOptions::default(),
         core_metrics: false,
+        run_limits: crate::policy::RunLimits::default(),
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use breakwater_sim::engine::{run_all, run_policy};
-use breakwater_sim::policy::PolicySetup;
+use breakwater_core::Time;
+use breakwater_sim::engine::{EngineError, run_all, run_policy};
+use breakwater_sim::policy::{PolicySetup, RunLimits};
 use breakwater_sim::report::{Meta, csv, json, table};
 use breakwater_sim::scenario::{Preset, Scenario};
 
@@ -206,4 +207,105 @@ fn a_timeout_at_the_answers_instant_wins() {
             assert_eq!(run.report.shares.success, 0.0, "{service_ms} ms");
         }
     }
+}
+
+/// A closed loop with no think time against a provider that answers in no time sends
+/// again at the same instant forever: the run stops with `Stalled`, naming the policy
+/// and the instant, instead of never ending.
+#[test]
+fn a_run_whose_clock_stops_ends_with_an_error() {
+    let scenario = Scenario::from_toml(
+        r#"
+name = "zero-time loop"
+seed = 1
+duration_s = 10
+policies = ["naive"]
+
+[[provider]]
+name = "instant"
+kind = "flaky"
+failure_p = 0.0
+latency = { median_ms = 0, sigma = 0 }
+
+[[clients]]
+name = "spinners"
+kind = "closed"
+workers = 3
+think_ms = 0
+input_tokens = { median = 10 }
+output_tokens = { median = 10 }
+"#,
+    )
+    .expect("a valid scenario");
+    let mut setup = PolicySetup::from_policy(&scenario, &scenario.policies[0]).expect("valid");
+    setup.run_limits.events_per_instant = 10_000;
+    match run_policy(&scenario, &setup) {
+        Err(EngineError::Stalled { policy, limit, at }) => {
+            assert_eq!((policy.as_str(), limit, at), ("naive", 10_000, Time::ZERO));
+        }
+        other => panic!("expected a stalled run, got {other:?}"),
+    }
+    // With a think time the clock moves, and the same loop runs to the end.
+    let thinking = Scenario::from_toml(
+        &scenario
+            .source
+            .replace("think_ms = 0", "think_ms = 1")
+            .replace("duration_s = 10", "duration_s = 1"),
+    )
+    .expect("a valid scenario");
+    let run = run_policy(&thinking, &setup).expect("a loop that thinks runs");
+    assert!(run.report.requests > 1_000, "{}", run.report.requests);
+}
+
+/// Requests piling up in a timeout outage under long deadlines stop the run at the
+/// in-flight limit with `InFlight`, instead of exhausting memory.
+#[test]
+fn requests_piling_up_past_the_limit_end_the_run_with_an_error() {
+    let src = r#"
+name = "pile-up"
+seed = 1
+duration_s = 60
+policies = ["naive"]
+
+[[provider]]
+name = "down"
+kind = "flaky"
+failure_p = 0.0
+latency = { median_ms = 10, sigma = 0 }
+
+[[storm]]
+name = "hang"
+kind = "outage"
+provider = "down"
+mode = "timeout"
+from_s = 1
+to_s = 60
+
+[[clients]]
+name = "callers"
+kind = "open"
+rate_per_s = 1000
+input_tokens = { median = 10 }
+output_tokens = { median = 10 }
+deadline_ms = 600000
+"#;
+    let scenario = Scenario::from_toml(src).expect("a valid scenario");
+    let mut setup = PolicySetup::from_policy(&scenario, &scenario.policies[0]).expect("valid");
+    setup.run_limits.in_flight = 500;
+    match run_policy(&scenario, &setup) {
+        Err(EngineError::InFlight { policy, limit, at }) => {
+            assert_eq!((policy.as_str(), limit), ("naive", 500));
+            // The outage starts at 1 s; at 1,000 arrivals a second, 500 hanging
+            // requests take about half a second more.
+            assert!(
+                (Time::from_millis(1_300)..Time::from_millis(1_800)).contains(&at),
+                "{at:?}"
+            );
+        }
+        other => panic!("expected the in-flight limit, got {other:?}"),
+    }
+    // At most 59,000 requests hang at once here (a minute of arrivals): well within
+    // the default limit.
+    setup.run_limits = RunLimits::default();
+    run_policy(&scenario, &setup).expect("runs within the default limits");
 }

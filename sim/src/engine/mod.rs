@@ -86,6 +86,35 @@ pub enum EngineError {
         /// Its model.
         model: String,
     },
+    /// More requests were in flight at once than the setup allows
+    /// ([`RunLimits::in_flight`](crate::policy::RunLimits)).
+    #[error(
+        "policy {policy}: more than {limit} requests in flight at t = {at}; arrivals \
+         outpace answers for too long (lower the rates, or shorten the deadlines)"
+    )]
+    InFlight {
+        /// The policy.
+        policy: String,
+        /// The limit.
+        limit: u32,
+        /// When it was crossed.
+        at: Time,
+    },
+    /// Virtual time stopped: more events at one instant than the setup allows
+    /// ([`RunLimits::events_per_instant`](crate::policy::RunLimits)).
+    #[error(
+        "policy {policy}: more than {limit} events at t = {at} without the clock \
+         advancing; a closed loop with think_ms = 0 whose answers take no time sends \
+         again at the same instant forever (give it a think time or a requests cap)"
+    )]
+    Stalled {
+        /// The policy.
+        policy: String,
+        /// The limit.
+        limit: u64,
+        /// The instant.
+        at: Time,
+    },
 }
 
 /// Derives an entity's seed from the root seed, a kind and an index (SplitMix64 over
@@ -151,7 +180,7 @@ pub fn run_policy(scenario: &Scenario, setup: &PolicySetup) -> Result<PolicyRun,
         .map_err(|e| policy_error(e.to_string()))?;
 
     let mut sim = Sim::new(scenario, setup, &routes, &registries, targets);
-    sim.run();
+    sim.run()?;
     Ok(sim.finish())
 }
 
@@ -236,6 +265,9 @@ enum Ev {
     /// Shared state on its way between a replica and the store.
     Fleet(FleetEvent),
 }
+
+/// Every request slot holds a request in flight, and the run's limit allows no more.
+struct Full;
 
 struct Sim<'r> {
     scenario: &'r Scenario,
@@ -336,7 +368,7 @@ impl<'r> Sim<'r> {
         }
     }
 
-    fn run(&mut self) {
+    fn run(&mut self) -> Result<(), EngineError> {
         for (p, server) in self.servers.iter().enumerate() {
             if let Some(at) = server.poll_timeout() {
                 self.queue
@@ -354,9 +386,24 @@ impl<'r> Sim<'r> {
                 );
             }
         }
+        let limits = self.setup.run_limits;
+        // The events since the clock last moved.
+        let (mut instant, mut at_instant) = (Time::ZERO, 0u64);
         while let Some((now, event)) = self.queue.pop() {
+            if now == instant {
+                at_instant += 1;
+                if at_instant > limits.events_per_instant {
+                    return Err(self.stalled(now));
+                }
+            } else {
+                (instant, at_instant) = (now, 1);
+            }
             match event {
-                Ev::Arrival { population, worker } => self.on_arrival(now, population, worker),
+                Ev::Arrival { population, worker } => {
+                    if let Err(Full) = self.on_arrival(now, population, worker) {
+                        return Err(self.full(now));
+                    }
+                }
                 Ev::Wake { req, life } => {
                     if let Some(r) = self.requests.get_mut(req)
                         && r.life == life
@@ -388,12 +435,32 @@ impl<'r> Sim<'r> {
                 Ev::Fleet(event) => self.on_fleet(now, event),
             }
         }
+        Ok(())
     }
 
-    fn on_arrival(&mut self, now: Time, population: u32, worker: bool) {
+    #[cold]
+    fn stalled(&self, now: Time) -> EngineError {
+        EngineError::Stalled {
+            policy: self.setup.name.clone(),
+            limit: self.setup.run_limits.events_per_instant,
+            at: now,
+        }
+    }
+
+    #[cold]
+    fn full(&self, now: Time) -> EngineError {
+        EngineError::InFlight {
+            policy: self.setup.name.clone(),
+            limit: self.setup.run_limits.in_flight,
+            at: now,
+        }
+    }
+
+    /// Starts the request arriving now; `Err` when it would pass the in-flight limit.
+    fn on_arrival(&mut self, now: Time, population: u32, worker: bool) -> Result<(), Full> {
         let pop = &mut self.populations[population as usize];
         let Some(new) = pop.next_request(now, worker) else {
-            return;
+            return Ok(());
         };
         if let Some(outage) = &mut self.outage {
             outage.on_request(now);
@@ -441,6 +508,10 @@ impl<'r> Sim<'r> {
                 idx
             }
             None => {
+                // No free slot: every slot holds a request in flight.
+                if self.requests.0.len() >= self.setup.run_limits.in_flight as usize {
+                    return Err(Full);
+                }
                 self.requests.0.push(Req {
                     plan: Plan::new(route, kind, deadline, options),
                     live: true,
@@ -452,6 +523,7 @@ impl<'r> Sim<'r> {
             }
         };
         self.drive(now, idx);
+        Ok(())
     }
 
     /// Polls request `idx`'s plan and carries out what it says until it waits; then
