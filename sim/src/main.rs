@@ -177,13 +177,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where the scenario comes from, as errors name it (`file.toml:12:3: …`).
+fn origin(args: &Args) -> String {
+    args.file.as_ref().map_or_else(
+        || "default scenario".to_owned(),
+        |path| path.display().to_string(),
+    )
+}
+
 fn load(args: &Args) -> Result<Scenario, String> {
-    let (text, name) = match &args.file {
-        Some(path) => (
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-            path.display().to_string(),
-        ),
-        None => (DEFAULT_SCENARIO.to_owned(), "default scenario".to_owned()),
+    let name = origin(args);
+    let text = match &args.file {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => DEFAULT_SCENARIO.to_owned(),
     };
     let mut scenario = Scenario::from_toml(&text).map_err(|e| format!("{name}:{e}"))?;
     if let Some(seed) = args.seed {
@@ -192,19 +200,18 @@ fn load(args: &Args) -> Result<Scenario, String> {
     Ok(scenario)
 }
 
-fn setups(scenario: &Scenario, names: &[String]) -> Result<Vec<PolicySetup>, String> {
+/// The setups of the policies `names` (all the scenario's when empty); an error in a
+/// policy's tables names `origin`, the file, as [`load`]'s errors do.
+fn setups(scenario: &Scenario, names: &[String], origin: &str) -> Result<Vec<PolicySetup>, String> {
+    let setup = |p| PolicySetup::from_policy(scenario, p).map_err(|e| format!("{origin}:{e}"));
     if names.is_empty() {
-        return scenario
-            .policies
-            .iter()
-            .map(|p| PolicySetup::from_policy(scenario, p).map_err(|e| e.to_string()))
-            .collect();
+        return scenario.policies.iter().map(setup).collect();
     }
     names
         .iter()
         .map(
             |name| match scenario.policies.iter().find(|p| &p.name == name) {
-                Some(p) => PolicySetup::from_policy(scenario, p).map_err(|e| e.to_string()),
+                Some(p) => setup(p),
                 None => Preset::from_name(name)
                     .map(|preset| PolicySetup::preset(scenario, preset, name))
                     .ok_or_else(|| format!("no policy or preset named {name:?}")),
@@ -249,7 +256,7 @@ fn run(args: &Args) -> Result<(), String> {
             let [name] = args.policies.as_slice() else {
                 return Err("sweep needs exactly one --policy".to_owned());
             };
-            let base = setups(&scenario, std::slice::from_ref(name))?.remove(0);
+            let base = setups(&scenario, std::slice::from_ref(name), &origin(args))?.remove(0);
             let params: Vec<Param> = args
                 .params
                 .iter()
@@ -297,7 +304,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         _ => {
             let scenario = load(args)?;
-            let setups = setups(&scenario, &args.policies)?;
+            let setups = setups(&scenario, &args.policies, &origin(args))?;
             let started = wall_clock();
             let runs = run_all(&scenario, &setups, threads(args))
                 .map_err(|e| format!("{e} (scenario seed {})", scenario.seed))?;

@@ -292,13 +292,10 @@ pub fn prices(scenario: &Scenario) -> PriceTable {
     table
 }
 
+/// A policy's free-form table as `T`; an error names the field inside it and its line.
 fn parse<T: serde::de::DeserializeOwned>(
     scenario: &Scenario,
     table: &Located<toml::Table>,
 ) -> Result<T, ScenarioError> {
-    T::deserialize(toml::Value::Table(table.value.clone())).map_err(|e| {
-        let message = e.to_string();
-        // toml's value deserializer names the field but not the line: point at the table.
-        ScenarioError::at_path(&scenario.source, &table.path, message.trim_end().to_owned())
-    })
+    crate::scenario::deserialize_table(&scenario.source, &table.path, &table.value)
 }
