@@ -105,6 +105,9 @@ impl<E> EventQueue<E> {
     }
 
     /// Schedules `event` at `at`; a time in the past runs at the current time.
+    // Inlined at every call site with `file`: as calls, their prologues and epilogues
+    // were ~5% of the engine's instructions.
+    #[inline(always)]
     pub fn schedule(&mut self, at: Time, event: E) {
         let at = at.max(self.now);
         self.len += 1;
@@ -141,6 +144,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Puts an event at `at ≥ now` where it belongs relative to `now`.
+    #[inline(always)]
     fn file(&mut self, at: Time, event: E) {
         let diff = at.as_nanos() ^ self.now.as_nanos();
         if diff == 0 {
