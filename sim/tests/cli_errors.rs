@@ -77,26 +77,7 @@ fn a_policy_table_error_names_the_file_and_the_field() {
 /// the policy, instead of never ending.
 #[test]
 fn a_run_whose_clock_stops_exits_with_2() {
-    let text = r#"
-name = "zero-time loop"
-seed = 1
-duration_s = 10
-policies = ["naive"]
-
-[[provider]]
-name = "instant"
-kind = "flaky"
-failure_p = 0.0
-latency = { median_ms = 0, sigma = 0 }
-
-[[clients]]
-name = "spinners"
-kind = "closed"
-workers = 2
-think_ms = 0
-input_tokens = { median = 10 }
-output_tokens = { median = 10 }
-"#;
+    let text = include_str!("scenarios/zero-time-loop.toml");
     let err = refused("spin.toml", text, &["--threads", "1"]);
     assert!(
         err.contains("policy naive: more than 10000000 events at t = "),

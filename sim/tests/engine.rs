@@ -214,29 +214,8 @@ fn a_timeout_at_the_answers_instant_wins() {
 /// and the instant, instead of never ending.
 #[test]
 fn a_run_whose_clock_stops_ends_with_an_error() {
-    let scenario = Scenario::from_toml(
-        r#"
-name = "zero-time loop"
-seed = 1
-duration_s = 10
-policies = ["naive"]
-
-[[provider]]
-name = "instant"
-kind = "flaky"
-failure_p = 0.0
-latency = { median_ms = 0, sigma = 0 }
-
-[[clients]]
-name = "spinners"
-kind = "closed"
-workers = 3
-think_ms = 0
-input_tokens = { median = 10 }
-output_tokens = { median = 10 }
-"#,
-    )
-    .expect("a valid scenario");
+    let scenario = Scenario::from_toml(include_str!("scenarios/zero-time-loop.toml"))
+        .expect("a valid scenario");
     let mut setup = PolicySetup::from_policy(&scenario, &scenario.policies[0]).expect("valid");
     setup.run_limits.events_per_instant = 10_000;
     match run_policy(&scenario, &setup) {
