@@ -41,7 +41,8 @@ pub mod limits {
     /// arrivals land on the same instant and the clock stops advancing.
     pub const RATE_PER_S: f64 = 10_000_000.0;
     /// Expected open-loop arrivals over the run, all populations together (each
-    /// within its `requests` cap): about ten minutes of one core per policy.
+    /// within its `requests` cap): at the default storm's pace (about 0.5 M requests a
+    /// second per core) half an hour of one core per policy.
     pub const EXPECTED_REQUESTS: f64 = 1e9;
 }
 
