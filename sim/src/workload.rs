@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use breakwater_core::{Rng, Time};
 
-use crate::dist::{exponential, secs_to_nanos};
+use crate::dist::{exponential, ms_to_nanos, secs_to_nanos};
 use crate::provider::Storms;
 use crate::scenario::{Arrivals, Client, Scenario, StormTarget};
 
@@ -158,7 +158,7 @@ impl ClosedLoop {
 
     /// A think time (exponential, mean `think_ms`; zero when `think_ms` is 0).
     pub fn think<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
-        Duration::from_nanos(secs_to_nanos(exponential(rng, self.think_ms) / 1e3))
+        Duration::from_nanos(ms_to_nanos(exponential(rng, self.think_ms)))
     }
 
     /// Whether a worker may send a request at `now` (before the end and under the cap);

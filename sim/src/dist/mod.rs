@@ -87,7 +87,7 @@ pub fn bernoulli<R: Rng + ?Sized>(rng: &mut R, p: f64) -> bool {
 /// negatives give 0.
 #[must_use]
 pub fn ms_to_nanos(ms: f64) -> u64 {
-    secs_to_nanos(ms / 1e3)
+    round_to_u64(ms * 1e6)
 }
 
 /// Seconds as whole nanoseconds (rounded), saturating; NaN and negatives give 0.
@@ -202,9 +202,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// One multiplication by 10⁶ instead of a division by 10³ and a multiplication
+        /// by 10⁹: at most one nanosecond apart (the two products can straddle a half
+        /// nanosecond), and equal to it, and exact, on tenths of a millisecond.
+        #[test]
+        fn ms_to_nanos_is_the_two_step_conversion(ms in 0.0f64..1e9, whole in 0u32..1_000_000_000) {
+            let two_step = secs_to_nanos(ms / 1e3);
+            proptest::prop_assert!(ms_to_nanos(ms).abs_diff(two_step) <= 1, "{ms}");
+            let tenths = f64::from(whole) / 10.0;
+            proptest::prop_assert_eq!(ms_to_nanos(tenths), secs_to_nanos(tenths / 1e3));
+            proptest::prop_assert_eq!(ms_to_nanos(tenths), u64::from(whole) * 100_000);
+        }
+    }
+
     #[test]
     fn conversions_saturate() {
         assert_eq!(ms_to_nanos(1.5), 1_500_000);
+        assert_eq!(ms_to_nanos(-1.0), 0);
+        assert_eq!(ms_to_nanos(f64::NAN), 0);
+        assert_eq!(ms_to_nanos(f64::INFINITY), u64::MAX);
+        assert_eq!(ms_to_nanos(1e300), u64::MAX);
         assert_eq!(secs_to_nanos(-1.0), 0);
         assert_eq!(secs_to_nanos(f64::NAN), 0);
         assert_eq!(secs_to_nanos(f64::INFINITY), u64::MAX);
