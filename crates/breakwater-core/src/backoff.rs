@@ -105,6 +105,18 @@ impl std::fmt::Display for BackoffError {
 
 impl std::error::Error for BackoffError {}
 
+impl BackoffError {
+    /// The setting at fault, as written in a configuration file (`multiplier`,
+    /// `cap_ms`); a caller that nests the backoff prefixes its own path.
+    #[must_use]
+    pub const fn path(&self) -> &'static str {
+        match self {
+            BackoffError::BadMultiplier => "multiplier",
+            BackoffError::CapBelowBase => "cap_ms",
+        }
+    }
+}
+
 impl Backoff {
     /// A schedule with the given base, multiplier 2, cap and full jitter.
     #[must_use]
@@ -291,6 +303,19 @@ mod tests {
             BackoffError::CapBelowBase.to_string(),
             "backoff cap_ms must be ≥ base_ms"
         );
+        let inverted = Backoff {
+            base: ms(100),
+            cap: ms(10),
+            ..Backoff::default()
+        };
+        let flat = Backoff {
+            multiplier: 0.5,
+            ..Backoff::default()
+        };
+        for bad in [inverted, flat] {
+            let path = bad.validate().unwrap_err().path();
+            assert!(crate::written::written(&bad, path), "{path} in {bad:?}");
+        }
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub mod taxonomy;
 pub mod testing;
 pub mod time;
 
+#[cfg(test)]
+mod written;
+
 pub use backoff::{Backoff, Jitter};
 pub use breaker::{
     Admit, Breaker, BreakerConfig, BreakerEvent, Permit, RejectReason, Rejection, State, Window,

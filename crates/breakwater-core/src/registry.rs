@@ -79,13 +79,26 @@ pub enum RegistryError {
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RegistryError::Breaker(e) => write!(f, "breaker: {e}"),
-            RegistryError::Budget(e) => write!(f, "budget: {e}"),
+            // Each message starts with what it is about ("breaker failure_rate …").
+            RegistryError::Breaker(e) => e.fmt(f),
+            RegistryError::Budget(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for RegistryError {}
+
+impl RegistryError {
+    /// The setting at fault, as written in a configuration file
+    /// (`breaker.failure_rate`, `budget.ratio`).
+    #[must_use]
+    pub fn path(&self) -> String {
+        match self {
+            RegistryError::Breaker(e) => format!("breaker.{}", e.path()),
+            RegistryError::Budget(e) => format!("budget.{}", e.path()),
+        }
+    }
+}
 
 /// Breakers and budgets keyed by provider and model, shared by concurrent requests.
 #[derive(Debug)]
@@ -382,6 +395,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_setting_is_named_by_its_path() {
+        let bad_breaker = RegistryConfig {
+            breaker: Some(BreakerConfig {
+                failure_rate: Some(2.0),
+                ..BreakerConfig::default()
+            }),
+            ..RegistryConfig::default()
+        };
+        let bad_budget = RegistryConfig {
+            budget: Some(BudgetConfig::Ratio(crate::budget::RatioConfig {
+                ratio: -1.0,
+                ..Default::default()
+            })),
+            ..RegistryConfig::default()
+        };
+        for (config, path) in [
+            (bad_breaker, "breaker.failure_rate"),
+            (bad_budget, "budget.ratio"),
+        ] {
+            let error = Registry::new(config.clone()).unwrap_err();
+            assert_eq!(error.path(), path, "{error}");
+            assert!(crate::written::written(&config, path), "{path}");
+        }
+    }
+
+    #[test]
     fn breakers_are_shared_per_key() {
         let registry = Registry::new(RegistryConfig::default()).unwrap();
         let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
@@ -634,7 +673,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .starts_with("breaker: breaker consecutive_failures"),
+                .starts_with("breaker consecutive_failures"),
             "{error}"
         );
         let budget = RegistryConfig {
@@ -646,7 +685,7 @@ mod tests {
         };
         let error = Registry::new(budget).unwrap_err();
         assert_eq!(error, RegistryError::Budget(BudgetError::Ratio));
-        assert!(error.to_string().starts_with("budget: "), "{error}");
+        assert!(error.to_string().starts_with("budget ratio"), "{error}");
     }
 
     #[test]

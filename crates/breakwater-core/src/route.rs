@@ -284,12 +284,34 @@ impl fmt::Display for RouteError {
                 step: Some(step),
                 error,
             } => write!(f, "step[{step}].backoff: {error}"),
-            RouteError::Backoff { step: None, error } => write!(f, "backoff: {error}"),
+            // The message starts with "backoff".
+            RouteError::Backoff { step: None, error } => error.fmt(f),
         }
     }
 }
 
 impl std::error::Error for RouteError {}
+
+impl RouteError {
+    /// The setting at fault, as written in a route file (`step[1].timeout_ms`,
+    /// `backoff.multiplier`; `step` for a route without an unconditional step); `None`
+    /// for a file that does not parse (its message names the place).
+    #[must_use]
+    pub fn path(&self) -> Option<String> {
+        Some(match self {
+            RouteError::Parse { .. } => return None,
+            RouteError::NoSteps => "step".to_owned(),
+            RouteError::ZeroAttempts { step } => format!("step[{step}].attempts"),
+            RouteError::ZeroTimeout { step } => format!("step[{step}].timeout_ms"),
+            RouteError::MaxHistory { .. } => "plan.max_history".to_owned(),
+            RouteError::Backoff { step: None, error } => format!("backoff.{}", error.path()),
+            RouteError::Backoff {
+                step: Some(step),
+                error,
+            } => format!("step[{step}].backoff.{}", error.path()),
+        })
+    }
+}
 
 impl RouteConfig {
     /// Parses and checks a route written in TOML.
@@ -570,6 +592,41 @@ mod tests {
         );
         assert_eq!(route.degrade.interactive, [Degrade::Empty]);
         assert_eq!(route.degrade.deferrable, [Degrade::Queue]);
+    }
+
+    #[test]
+    fn each_error_names_the_setting_it_is_about() {
+        let step = "[[step]]\nprovider = \"a\"\nmodel = \"m\"\n";
+        let cases = [
+            ("step = []".to_owned(), "step"),
+            (format!("{step}attempts = 0"), "step[0].attempts"),
+            (
+                format!("{step}[[step]]\nprovider = \"b\"\nmodel = \"m\"\ntimeout_ms = 0"),
+                "step[1].timeout_ms",
+            ),
+            (format!("{step}[plan]\nmax_history = 1"), "plan.max_history"),
+            (
+                format!("{step}[backoff]\nbase_ms = 100\ncap_ms = 1000\nmultiplier = 0.5"),
+                "backoff.multiplier",
+            ),
+            (
+                format!("{step}[step.backoff]\nbase_ms = 100\ncap_ms = 10"),
+                "step[0].backoff.cap_ms",
+            ),
+        ];
+        for (body, path) in cases {
+            let text = format!("name = \"x\"\n{body}");
+            let config: RouteConfig = toml::from_str(&text).unwrap();
+            let error = config.validate().unwrap_err();
+            assert_eq!(error.path().as_deref(), Some(path), "{text}");
+            assert!(crate::written::written(&config, path), "{path} in {text}");
+        }
+        let parse = RouteConfig::from_toml("name = 1").unwrap_err();
+        assert_eq!(
+            parse.path(),
+            None,
+            "a parse error's message names the place"
+        );
     }
 
     #[test]

@@ -476,7 +476,7 @@ fn settings_that_cannot_work_are_refused() {
             "step[0].attempts must be at least 1",
             "step[0].timeout_ms must be positive",
             "the call deadline must be positive",
-            "backoff: backoff cap_ms must be ≥ base_ms",
+            "backoff cap_ms must be ≥ base_ms",
         ]
     );
     assert!(matches!(errors[2], ConfigError::ZeroDeadline));

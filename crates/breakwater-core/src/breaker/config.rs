@@ -94,13 +94,12 @@ impl BreakerConfig {
         if self.consecutive_failures == Some(0) {
             return Err(BreakerError::ZeroConsecutiveFailures);
         }
-        for rate in [self.failure_rate, self.slow_call_rate]
-            .into_iter()
-            .flatten()
-        {
-            if !(rate > 0.0 && rate <= 1.0) {
-                return Err(BreakerError::BadRate);
-            }
+        let bad = |rate: Option<f64>| rate.is_some_and(|r| !(r > 0.0 && r <= 1.0));
+        if bad(self.failure_rate) {
+            return Err(BreakerError::BadFailureRate);
+        }
+        if bad(self.slow_call_rate) {
+            return Err(BreakerError::BadSlowCallRate);
         }
         match self.window {
             None if self.failure_rate.is_some() || self.slow_call_rate.is_some() => {
@@ -166,8 +165,10 @@ impl Window {
 pub enum BreakerError {
     /// `consecutive_failures` is 0.
     ZeroConsecutiveFailures,
-    /// A rate is not in `(0, 1]`.
-    BadRate,
+    /// `failure_rate` is not in `(0, 1]`.
+    BadFailureRate,
+    /// `slow_call_rate` is not in `(0, 1]`.
+    BadSlowCallRate,
     /// A rate is set but the window is off.
     RateWithoutWindow,
     /// The window is empty or too large, or its buckets are shorter than a nanosecond.
@@ -188,8 +189,9 @@ impl fmt::Display for BreakerError {
             BreakerError::ZeroConsecutiveFailures => {
                 f.write_str("breaker consecutive_failures must be ≥ 1 (or false)")
             }
-            BreakerError::BadRate => {
-                f.write_str("breaker failure_rate and slow_call_rate must be in (0, 1]")
+            BreakerError::BadFailureRate => f.write_str("breaker failure_rate must be in (0, 1]"),
+            BreakerError::BadSlowCallRate => {
+                f.write_str("breaker slow_call_rate must be in (0, 1]")
             }
             BreakerError::RateWithoutWindow => {
                 f.write_str("breaker rates need a window (set window, or turn the rates off)")
@@ -208,6 +210,25 @@ impl fmt::Display for BreakerError {
                 f.write_str("breaker close_after must be between 1 and half_open_probes")
             }
             BreakerError::Open(e) => write!(f, "breaker open: {e}"),
+        }
+    }
+}
+
+impl BreakerError {
+    /// The setting at fault, as written in a configuration file (`failure_rate`,
+    /// `open.multiplier`); a caller that nests the breaker prefixes its own path. A
+    /// rate without a window names the window.
+    #[must_use]
+    pub fn path(&self) -> String {
+        match self {
+            BreakerError::ZeroConsecutiveFailures => "consecutive_failures".to_owned(),
+            BreakerError::BadFailureRate => "failure_rate".to_owned(),
+            BreakerError::BadSlowCallRate => "slow_call_rate".to_owned(),
+            BreakerError::RateWithoutWindow | BreakerError::BadWindow => "window".to_owned(),
+            BreakerError::MinCallsAboveWindow => "min_calls".to_owned(),
+            BreakerError::NoProbes => "half_open_probes".to_owned(),
+            BreakerError::BadCloseAfter => "close_after".to_owned(),
+            BreakerError::Open(e) => format!("open.{}", e.path()),
         }
     }
 }
@@ -320,12 +341,12 @@ mod tests {
         assert_eq!(with(&|c| c.failure_rate = Some(1.0)), Ok(()));
         assert_eq!(
             with(&|c| c.failure_rate = Some(0.0)),
-            Err(BreakerError::BadRate)
+            Err(BreakerError::BadFailureRate)
         );
         assert_eq!(with(&|c| c.slow_call_rate = Some(1.0)), Ok(()));
         assert_eq!(
             with(&|c| c.slow_call_rate = Some(0.0)),
-            Err(BreakerError::BadRate)
+            Err(BreakerError::BadSlowCallRate)
         );
         let size = |size| {
             move |c: &mut BreakerConfig| {
@@ -386,14 +407,14 @@ mod tests {
                     failure_rate: Some(f64::NAN),
                     ..ok.clone()
                 },
-                BreakerError::BadRate,
+                BreakerError::BadFailureRate,
             ),
             (
                 BreakerConfig {
                     slow_call_rate: Some(1.5),
                     ..ok.clone()
                 },
-                BreakerError::BadRate,
+                BreakerError::BadSlowCallRate,
             ),
             (
                 BreakerConfig {
@@ -455,6 +476,11 @@ mod tests {
         for (config, error) in cases {
             assert_eq!(config.validate(), Err(error), "{config:?}");
             assert!(!error.to_string().is_empty());
+            assert!(
+                crate::written::written(&config, &error.path()),
+                "{error:?}: {} is not in {config:?}",
+                error.path()
+            );
             // Only a bad open backoff has a cause of its own.
             let source = std::error::Error::source(&error).map(ToString::to_string);
             match error {

@@ -200,6 +200,23 @@ impl fmt::Display for BudgetError {
 
 impl std::error::Error for BudgetError {}
 
+impl BudgetError {
+    /// The setting at fault, as written in a configuration file (`ratio`, `ttl_ms`);
+    /// a caller that nests the budget prefixes its own path.
+    #[must_use]
+    pub const fn path(&self) -> &'static str {
+        match self {
+            BudgetError::Ratio => "ratio",
+            BudgetError::Ttl => "ttl_ms",
+            BudgetError::MaxTokens => "max_tokens",
+            BudgetError::TokenRatio => "token_ratio",
+            BudgetError::Capacity => "capacity",
+            BudgetError::RetryCost => "retry_cost",
+            BudgetError::TimeoutCost => "timeout_cost",
+        }
+    }
+}
+
 /// One of the three kinds, behind [`RetryBudget`].
 #[derive(Clone, Debug)]
 pub enum Budget {
@@ -413,13 +430,24 @@ mod tests {
 
     #[test]
     fn validate_names_the_field() {
+        // Validates, and checks that an error's path names a setting the config has.
+        let checked = |config: BudgetConfig| {
+            let result = config.validate();
+            if let Err(e) = result {
+                assert!(
+                    crate::written::written(&config, e.path()),
+                    "{e:?}: {} is not in {config:?}",
+                    e.path()
+                );
+            }
+            result
+        };
         let ratio = |ratio, ttl_ms| {
-            BudgetConfig::Ratio(RatioConfig {
+            checked(BudgetConfig::Ratio(RatioConfig {
                 ratio,
                 min_per_sec: 10,
                 ttl: Duration::from_millis(ttl_ms),
-            })
-            .validate()
+            }))
         };
         assert_eq!(ratio(0.0, 1), Ok(()));
         assert_eq!(ratio(1000.0, 60_000), Ok(()));
@@ -430,11 +458,10 @@ mod tests {
         assert!(BudgetError::Ttl.to_string().contains("ttl_ms"));
 
         let throttle = |max_tokens, token_ratio| {
-            BudgetConfig::Throttle(ThrottleConfig {
+            checked(BudgetConfig::Throttle(ThrottleConfig {
                 max_tokens,
                 token_ratio,
-            })
-            .validate()
+            }))
         };
         assert_eq!(throttle(10, 0.1), Ok(()));
         assert_eq!(throttle(1000, 1000.0), Ok(()));
@@ -446,13 +473,12 @@ mod tests {
         assert!(BudgetError::TokenRatio.to_string().contains("token_ratio"));
 
         let quota = |capacity, retry_cost, timeout_cost| {
-            BudgetConfig::Quota(QuotaConfig {
+            checked(BudgetConfig::Quota(QuotaConfig {
                 capacity,
                 retry_cost,
                 timeout_cost,
                 success_refund: 0,
-            })
-            .validate()
+            }))
         };
         assert_eq!(quota(500, 5, 10), Ok(()));
         assert_eq!(quota(0, 5, 10), Err(BudgetError::Capacity));

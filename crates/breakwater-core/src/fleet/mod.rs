@@ -130,6 +130,18 @@ impl std::fmt::Display for FleetConfigError {
 
 impl std::error::Error for FleetConfigError {}
 
+impl FleetConfigError {
+    /// The setting at fault, as written in a configuration file (`staleness_ms`,
+    /// `probe_lease_ms`).
+    #[must_use]
+    pub const fn path(&self) -> &'static str {
+        match self {
+            FleetConfigError::Staleness => "staleness_ms",
+            FleetConfigError::ProbeLease => "probe_lease_ms",
+        }
+    }
+}
+
 impl FleetConfig {
     /// Checks the settings: `staleness` and `probe_lease` not zero.
     pub fn validate(&self) -> Result<(), FleetConfigError> {

@@ -822,6 +822,10 @@ fn config_errors_name_the_setting() {
         ..FleetConfig::default()
     };
     assert_eq!(lease.validate(), Err(FleetConfigError::ProbeLease));
+    for bad in [stale, lease] {
+        let path = bad.validate().unwrap_err().path();
+        assert!(crate::written::written(&bad, path), "{path} in {bad:?}");
+    }
     assert_eq!(
         FleetConfigError::Staleness.to_string(),
         "fleet staleness_ms must be at least 1"
