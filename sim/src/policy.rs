@@ -118,19 +118,26 @@ impl PolicySetup {
         if let Some(fleet) = &policy.fleet {
             setup.fleet = parse(scenario, fleet)?;
             setup.fleet.config().validate().map_err(|e| {
-                ScenarioError::at_path(&scenario.source, &fleet.path, e.to_string())
+                let at = format!("{}.{}", fleet.path, e.path());
+                ScenarioError::at_path(&scenario.source, &at, e.to_string())
             })?;
         }
+        // A semantic error names the setting under its table, or the policy when the
+        // setting comes from the preset (which the presets' tests keep from happening).
         setup.route.validate().map_err(|e| {
-            let at = policy.route.as_ref().map_or("policy", |r| r.path.as_str());
-            ScenarioError::at_path(&scenario.source, at, e.to_string())
+            let at = match (&policy.route, e.path()) {
+                (Some(route), Some(path)) => format!("{}.{path}", route.path),
+                (Some(route), None) => route.path.clone(),
+                (None, _) => "policy".to_owned(),
+            };
+            ScenarioError::at_path(&scenario.source, &at, e.to_string())
         })?;
         breakwater_core::Registry::new(setup.registry.clone()).map_err(|e| {
-            let at = policy
-                .registry
-                .as_ref()
-                .map_or("policy", |r| r.path.as_str());
-            ScenarioError::at_path(&scenario.source, at, e.to_string())
+            let at = policy.registry.as_ref().map_or_else(
+                || "policy".to_owned(),
+                |r| format!("{}.{}", r.path, e.path()),
+            );
+            ScenarioError::at_path(&scenario.source, &at, e.to_string())
         })?;
         Ok(setup)
     }
@@ -298,4 +305,82 @@ fn parse<T: serde::de::DeserializeOwned>(
     table: &Located<toml::Table>,
 ) -> Result<T, ScenarioError> {
     crate::scenario::deserialize_table(&scenario.source, &table.path, &table.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AMPLIFICATION: &str = include_str!("../scenarios/amplification.toml");
+
+    /// A fifth policy with `tables`, set up: the error's path, line and column.
+    fn refused(tables: &str) -> (String, usize, usize) {
+        let text = format!(
+            "{AMPLIFICATION}\n[[policy]]\nname = \"tuned\"\npreset = \"breakwater\"\n{tables}\n"
+        );
+        let scenario = Scenario::from_toml(&text).expect("the tables are free-form here");
+        let error = PolicySetup::from_policy(&scenario, &scenario.policies[4])
+            .expect_err(tables)
+            .clone();
+        (error.path, error.at.line, error.at.column)
+    }
+
+    /// Where `value` is written on the line holding `key`, in the policy's tables.
+    fn place(tables: &str, key: &str, value: &str) -> (usize, usize) {
+        let before = AMPLIFICATION.lines().count() + 4;
+        let (index, line) = tables
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(key))
+            .expect("the key");
+        let column = line[line.find(key).expect("the key")..]
+            .find(value)
+            .expect("the value")
+            + line.find(key).expect("the key")
+            + 1;
+        (before + index + 1, column)
+    }
+
+    /// A setting the core refuses after parsing (a rate above 1, a multiplier below 1)
+    /// is named by its own path and place, as a value of the wrong type is.
+    #[test]
+    fn a_refused_setting_is_named_by_its_path_and_place() {
+        let step = "[[policy.route.step]]\nprovider = \"flaky\"\nmodel = \"m\"";
+        let cases = [
+            (
+                format!(
+                    "[policy.route]\nname = \"r\"\nbackoff = {{ base_ms = 1, cap_ms = 9, multiplier = 0.5 }}\n{step}"
+                ),
+                "policy[4].route.backoff.multiplier",
+                ("multiplier", "0.5"),
+            ),
+            (
+                format!(
+                    "[policy.route]\nname = \"r\"\nbackoff = {{ base_ms = 1, cap_ms = 9 }}\n{step}\nattempts = 0"
+                ),
+                "policy[4].route.step[0].attempts",
+                ("attempts", "0"),
+            ),
+            (
+                "[policy.registry]\nbreaker = { failure_rate = 2.0 }".to_owned(),
+                "policy[4].registry.breaker.failure_rate",
+                ("failure_rate", "2.0"),
+            ),
+            (
+                "[policy.registry.budget]\nkind = \"ratio\"\nratio = -1.0".to_owned(),
+                "policy[4].registry.budget.ratio",
+                ("ratio =", "-1.0"),
+            ),
+            (
+                "[policy.fleet]\nstate = \"shared\"\nstaleness_ms = 0".to_owned(),
+                "policy[4].fleet.staleness_ms",
+                ("staleness_ms", "0"),
+            ),
+        ];
+        for (tables, path, (key, value)) in cases {
+            let (found, line, column) = refused(&tables);
+            assert_eq!(found, path, "{tables}");
+            assert_eq!((line, column), place(&tables, key, value), "{tables}");
+        }
+    }
 }
