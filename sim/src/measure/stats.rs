@@ -209,6 +209,41 @@ mod tests {
         assert_eq!(p.peak(), brute);
     }
 
+    proptest::proptest! {
+        /// Against the plain definition: after each push, the count of times held in
+        /// `(at − width, at]`, the times taken as pushed but never below the latest.
+        /// Bursts of up to 300 arrivals, lulls that empty the window, times out of
+        /// order, and a width of zero.
+        #[test]
+        fn peak_window_counts_as_defined(
+            bursts in proptest::collection::vec(
+                (1usize..300, 0u64..20_000, 0u64..40_000_000, proptest::bool::weighted(0.1)),
+                1..12,
+            ),
+            width_ns in proptest::prop_oneof![proptest::strategy::Just(0u64), 0u64..20_000_000],
+        ) {
+            let mut p = PeakWindow::new(Duration::from_nanos(width_ns));
+            let (mut held, mut last, mut peak) = (Vec::new(), 0u64, 0u64);
+            for (count, step, gap, backwards) in bursts {
+                for i in 0..count {
+                    // `count` arrivals `step` apart, the first after a lull of `gap`
+                    // (or `gap` before the latest time: out of order).
+                    let t = match (i, backwards) {
+                        (0, false) => last + gap,
+                        (0, true) => last.saturating_sub(gap),
+                        _ => last + step,
+                    };
+                    p.push(Time::from_nanos(t));
+                    last = last.max(t);
+                    held.push(last);
+                    let in_window = held.iter().filter(|&&h| last - h < width_ns).count();
+                    peak = peak.max(in_window as u64);
+                    proptest::prop_assert_eq!(p.peak(), peak);
+                }
+            }
+        }
+    }
+
     fn input<'a>(requests: &'a [u64], successes: &'a [u64]) -> RecoveryInput<'a> {
         RecoveryInput {
             requests,
