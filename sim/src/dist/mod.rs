@@ -116,13 +116,12 @@ pub fn round_to_u64(x: f64) -> u64 {
         return x as u64;
     }
     // Below 2⁵²: `whole` is exact as an f64 and `x - whole` is exactly x's fraction,
-    // and `whole + 1` cannot overflow.
+    // and `whole + 1` cannot overflow. Added as a number, not chosen by a branch: the
+    // fraction of a draw is as likely above one half as below, so a branch here was
+    // mispredicted half the time (callgrind's branch simulation: 2.5 of the ~11
+    // mispredictions per request in the engine bench).
     let whole = x as u64;
-    if x - whole as f64 >= 0.5 {
-        whole + 1
-    } else {
-        whole
-    }
+    whole + u64::from(x - whole as f64 >= 0.5)
 }
 
 #[cfg(test)]
