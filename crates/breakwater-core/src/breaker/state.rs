@@ -134,7 +134,8 @@ pub struct BreakerEvent {
 }
 
 /// A bounded queue of events: the oldest is dropped (and counted) when it is full.
-/// Its storage is allocated once, up front.
+/// Its storage is allocated whole at the first event: most breakers never change
+/// state, and a registry holds one per key.
 #[derive(Debug)]
 pub(super) struct EventQueue {
     events: VecDeque<BreakerEvent>,
@@ -143,9 +144,9 @@ pub(super) struct EventQueue {
 }
 
 impl EventQueue {
-    pub(super) fn new(capacity: usize) -> EventQueue {
+    pub(super) const fn new(capacity: usize) -> EventQueue {
         EventQueue {
-            events: VecDeque::with_capacity(capacity),
+            events: VecDeque::new(),
             capacity,
             dropped: 0,
         }
@@ -155,6 +156,9 @@ impl EventQueue {
         if self.events.len() >= self.capacity {
             self.events.pop_front();
             self.dropped = self.dropped.saturating_add(1);
+        }
+        if self.events.capacity() == 0 {
+            self.events.reserve_exact(self.capacity.max(1));
         }
         self.events.push_back(event);
     }
@@ -179,6 +183,20 @@ mod tests {
             to: StateKind::Open,
             cause: Cause::Forced,
         }
+    }
+
+    #[test]
+    fn queue_storage_comes_with_the_first_event_and_does_not_grow() {
+        let mut q = EventQueue::new(64);
+        assert_eq!(q.events.capacity(), 0, "no storage before an event");
+        q.push(event(0));
+        let capacity = q.events.capacity();
+        assert!(capacity >= 64, "{capacity}");
+        for n in 1..200 {
+            q.push(event(n));
+        }
+        assert_eq!(q.events.capacity(), capacity, "allocated once");
+        assert_eq!(q.dropped(), 200 - 64);
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub(super) struct Machine {
     /// Trips since the breaker last closed; the next trip's backoff index.
     trips: u32,
     previous_open: Option<Duration>,
-    rng: SeededRng,
+    /// The open durations' jitter stream, kept as its seed and position rather than as
+    /// a live generator: a ChaCha8 generator with its buffer is ~300 bytes, read only
+    /// when the breaker trips, and a registry holds one breaker per key.
+    jitter: JitterStream,
     open: Backoff,
     probes: u32,
     close_after: u32,
@@ -75,6 +78,30 @@ pub(super) struct FleetGate {
     wanted: bool,
 }
 
+/// A [`seeded`] stream stored as its seed and how many 32-bit words it has given: a
+/// draw rebuilds the generator at that position, which yields exactly the numbers the
+/// live generator would have.
+#[derive(Debug)]
+struct JitterStream {
+    seed: u64,
+    words: u128,
+}
+
+impl JitterStream {
+    const fn new(seed: u64) -> JitterStream {
+        JitterStream { seed, words: 0 }
+    }
+
+    /// Runs `f` on the stream where the last draw left it.
+    fn draw<T>(&mut self, f: impl FnOnce(&mut SeededRng) -> T) -> T {
+        let mut rng = seeded(self.seed);
+        rng.set_word_pos(self.words);
+        let out = f(&mut rng);
+        self.words = rng.get_word_pos();
+        out
+    }
+}
+
 impl Machine {
     /// A closed machine. Probe counts are forced to at least 1 and `close_after` into
     /// `1..=half_open_probes`, so an unvalidated config cannot wedge it half-open.
@@ -85,7 +112,7 @@ impl Machine {
             cooldown: None,
             trips: 0,
             previous_open: None,
-            rng: seeded(seed),
+            jitter: JitterStream::new(seed),
             open: config.open,
             probes,
             close_after: config.close_after.clamp(1, probes),
@@ -266,9 +293,8 @@ impl Machine {
     /// Opens for the next backoff duration: the n-th trip in a row waits
     /// `open.delay(n - 1, previous, rng)`.
     fn trip(&mut self, now: Time, cause: Cause) {
-        let duration = self
-            .open
-            .delay(self.trips, self.previous_open, &mut self.rng);
+        let (open, trips, previous) = (self.open, self.trips, self.previous_open);
+        let duration = self.jitter.draw(|rng| open.delay(trips, previous, rng));
         self.trips = self.trips.saturating_add(1);
         self.previous_open = Some(duration);
         self.transition(
@@ -450,5 +476,24 @@ mod tests {
         };
         m.on_probe(secs(1000), generation, ProbeResult::Success);
         assert_eq!(m.state(secs(1000)), State::Closed);
+    }
+
+    proptest::proptest! {
+        /// A stream rebuilt at its position for every draw gives the live generator's
+        /// numbers: the open durations are those of one seeded stream, as before.
+        #[test]
+        fn a_jitter_stream_draws_as_one_live_generator(
+            seed in proptest::prelude::any::<u64>(),
+            draws in proptest::collection::vec(0usize..6, 1..40),
+        ) {
+            use crate::rng::Rng;
+            let mut live = seeded(seed);
+            let mut stream = JitterStream::new(seed);
+            for n in draws {
+                let ours: Vec<u64> = stream.draw(|rng| (0..n).map(|_| rng.next_u64()).collect());
+                let theirs: Vec<u64> = (0..n).map(|_| live.next_u64()).collect();
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
     }
 }
