@@ -395,32 +395,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bad_setting_is_named_by_its_path() {
-        let bad_breaker = RegistryConfig {
-            breaker: Some(BreakerConfig {
-                failure_rate: Some(2.0),
-                ..BreakerConfig::default()
-            }),
-            ..RegistryConfig::default()
-        };
-        let bad_budget = RegistryConfig {
-            budget: Some(BudgetConfig::Ratio(crate::budget::RatioConfig {
-                ratio: -1.0,
-                ..Default::default()
-            })),
-            ..RegistryConfig::default()
-        };
-        for (config, path) in [
-            (bad_breaker, "breaker.failure_rate"),
-            (bad_budget, "budget.ratio"),
-        ] {
-            let error = Registry::new(config.clone()).unwrap_err();
-            assert_eq!(error.path(), path, "{error}");
-            assert!(crate::written::written(&config, path), "{path}");
-        }
-    }
-
-    #[test]
     fn breakers_are_shared_per_key() {
         let registry = Registry::new(RegistryConfig::default()).unwrap();
         let sonnet = Key::new("anthropic", "claude-sonnet-4-5");
@@ -665,11 +639,13 @@ mod tests {
             }),
             ..RegistryConfig::default()
         };
-        let error = Registry::new(breaker).unwrap_err();
+        let error = Registry::new(breaker.clone()).unwrap_err();
         assert_eq!(
             error,
             RegistryError::Breaker(BreakerError::ZeroConsecutiveFailures)
         );
+        assert_eq!(error.path(), "breaker.consecutive_failures");
+        assert!(crate::written::written(&breaker, &error.path()));
         assert!(
             error
                 .to_string()
@@ -683,8 +659,10 @@ mod tests {
             })),
             ..RegistryConfig::default()
         };
-        let error = Registry::new(budget).unwrap_err();
+        let error = Registry::new(budget.clone()).unwrap_err();
         assert_eq!(error, RegistryError::Budget(BudgetError::Ratio));
+        assert_eq!(error.path(), "budget.ratio");
+        assert!(crate::written::written(&budget, &error.path()));
         assert!(error.to_string().starts_with("budget ratio"), "{error}");
     }
 
