@@ -81,9 +81,31 @@ impl ScenarioError {
         ScenarioError {
             path: path.to_owned(),
             at,
-            message: error.message().trim_end().to_owned(),
+            message: compact_floats(error.message().trim_end()),
         }
     }
+}
+
+/// `message` with every float that serde quotes in a type error ("floating point
+/// \`…\`") written in scientific notation when it is long: serde prints a float in
+/// full, so `1e300` where an integer belongs came out as 301 digits.
+fn compact_floats(message: &str) -> String {
+    const QUOTE: &str = "floating point `";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(QUOTE) {
+        let (before, after) = rest.split_at(at + QUOTE.len());
+        out.push_str(before);
+        let end = after.find('`').unwrap_or(after.len());
+        let (number, tail) = after.split_at(end);
+        match number.parse::<f64>() {
+            Ok(value) if number.len() > 20 => out.push_str(&format!("{value:e}")),
+            _ => out.push_str(number),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Where the value at `path` (serde notation: `provider[0].model[1].name`) is written in
@@ -135,7 +157,7 @@ pub fn deserialize_table<T: DeserializeOwned>(
         } else {
             format!("{base}.{inner}")
         };
-        ScenarioError::at_path(src, &path, e.inner().message().trim_end())
+        ScenarioError::at_path(src, &path, compact_floats(e.inner().message().trim_end()))
     })
 }
 
@@ -178,6 +200,28 @@ mod tests {
     use super::*;
 
     const SRC: &str = "a = 1\n[[t]]\nx = 2\n[[t]]\nx = 3\ny = { z = [4, 5] }\n";
+
+    #[test]
+    fn long_floats_in_messages_are_written_short() {
+        let long = format!("{}", 1e300);
+        let message = format!("invalid type: floating point `{long}`, expected u64");
+        assert_eq!(
+            compact_floats(&message),
+            "invalid type: floating point `1e300`, expected u64"
+        );
+        let two = format!("floating point `{long}` or floating point `{}`", -1e25);
+        assert_eq!(
+            compact_floats(&two),
+            "floating point `1e300` or floating point `-1e25`"
+        );
+        for kept in [
+            "invalid type: floating point `1.5`, expected u64",
+            "missing field `step`",
+            "floating point `unterminated",
+        ] {
+            assert_eq!(compact_floats(kept), kept);
+        }
+    }
 
     #[test]
     fn offsets_become_lines_and_columns() {

@@ -118,6 +118,14 @@ fn bad_type_names_path_and_line() {
         (e.path.as_str(), e.at.line),
         ("seed", line_of(&src, "seed = -1"))
     );
+    // serde writes a float in full: 1e300 would be 301 digits in the message.
+    let src = SMALL.replace("seed = 1", "seed = 1e300");
+    let e = err(&src);
+    assert_eq!(e.path, "seed");
+    assert!(
+        e.message.contains("floating point `1e300`") && e.message.len() < 80,
+        "{e}"
+    );
 }
 
 #[test]
