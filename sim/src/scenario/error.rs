@@ -86,8 +86,18 @@ impl ScenarioError {
     }
 }
 
+/// A number as an error message shows it: plain, or in exponent form when plain would
+/// be a wall of digits (`1e300`, `1e-12`).
+pub(super) fn shown(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// `message` with every float that serde quotes in a type error ("floating point
-/// \`…\`") written in scientific notation when it is long: serde prints a float in
+/// \`…\`") written as [`shown`] writes it when it is long: serde prints a float in
 /// full, so `1e300` where an integer belongs came out as 301 digits.
 fn compact_floats(message: &str) -> String {
     const QUOTE: &str = "floating point `";
@@ -99,7 +109,7 @@ fn compact_floats(message: &str) -> String {
         let end = after.find('`').unwrap_or(after.len());
         let (number, tail) = after.split_at(end);
         match number.parse::<f64>() {
-            Ok(value) if number.len() > 20 => out.push_str(&format!("{value:e}")),
+            Ok(value) if number.len() > 20 => out.push_str(&shown(value)),
             _ => out.push_str(number),
         }
         rest = tail;

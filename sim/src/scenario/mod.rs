@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use breakwater_core::{Rng, Time};
 
+use error::shown;
 pub use error::{Location, ScenarioError, deserialize_table, locate};
 
 use crate::dist::LogNormal;

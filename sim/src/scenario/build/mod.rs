@@ -13,16 +13,6 @@ use crate::dist::{LogNormal, ms_to_nanos, secs_to_nanos};
 
 type Result<T> = std::result::Result<T, ScenarioError>;
 
-/// A number as an error message shows it: plain, or in exponent form when plain would
-/// be a wall of digits (`1e300`, `1e-12`).
-fn shown(v: f64) -> String {
-    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
-        format!("{v:e}")
-    } else {
-        format!("{v}")
-    }
-}
-
 struct Check<'a> {
     src: &'a str,
 }
