@@ -93,7 +93,8 @@ pub use key::Key;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use outcome::{ErrorCode, Hints, Outcome, TimeoutPhase};
 pub use plan::{
-    Action, Attempt, AttemptId, Finished, Notice, Plan, RequestOptions, Resolution, TaskKind,
+    Action, Attempt, AttemptId, Finished, FinishedRef, Notice, Plan, RequestOptions, Resolution,
+    TaskKind,
 };
 pub use registry::{Registry, RegistryConfig};
 pub use rng::Rng;

@@ -74,7 +74,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use result::MIN_HISTORY;
 pub use result::{
-    DegradedFrom, Entry, EntryEvent, FailReason, Finished, History, Resolution, Skip,
+    DegradedFrom, Entry, EntryEvent, FailReason, Finished, FinishedRef, History, Resolution, Skip,
 };
 
 use crate::breaker::Admit;
@@ -343,6 +343,19 @@ impl<'r> Plan<'r> {
     #[must_use]
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done { .. })
+    }
+
+    /// Once the plan has finished, the finish every poll returns, borrowed: the same
+    /// fields as [`Action::Finish`]'s, without its copy of the history.
+    #[must_use]
+    pub fn finish(&self) -> Option<FinishedRef<'_>> {
+        match self.phase {
+            Phase::Done {
+                resolution,
+                elapsed,
+            } => Some(self.finished_ref(resolution, elapsed)),
+            _ => None,
+        }
     }
 
     /// What to do next. After [`Action::Finish`], every poll returns the same finish.
@@ -797,13 +810,18 @@ impl<'r> Plan<'r> {
     /// built in the caller's return slot rather than copied there.
     #[inline]
     fn finished(&self, resolution: Resolution, elapsed: Duration) -> Finished {
-        Finished {
+        self.finished_ref(resolution, elapsed).to_finished()
+    }
+
+    #[inline]
+    fn finished_ref(&self, resolution: Resolution, elapsed: Duration) -> FinishedRef<'_> {
+        FinishedRef {
             resolution,
             attempts: self.attempts,
             elapsed,
             cost: self.cost,
             retry_cost: self.retry_cost,
-            history: self.history.clone(),
+            history: &self.history,
         }
     }
 }

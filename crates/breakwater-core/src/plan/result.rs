@@ -38,6 +38,52 @@ impl Finished {
     }
 }
 
+/// A finished plan's [`Finished`], borrowed from the plan ([`Plan::finish`]): the same
+/// fields, the history by reference. [`Action::Finish`] carries a copy of the history,
+/// which a driver that reads the finish where it lies need not pay for (a request
+/// that retried through a storm holds up to `max_history` entries).
+///
+/// [`Plan::finish`]: super::Plan::finish
+/// [`Action::Finish`]: super::Action::Finish
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinishedRef<'p> {
+    /// See [`Finished::resolution`].
+    pub resolution: Resolution,
+    /// See [`Finished::attempts`].
+    pub attempts: u32,
+    /// See [`Finished::elapsed`].
+    pub elapsed: Duration,
+    /// See [`Finished::cost`].
+    pub cost: Cost,
+    /// See [`Finished::retry_cost`].
+    pub retry_cost: Cost,
+    /// See [`Finished::history`].
+    pub history: &'p History,
+}
+
+impl FinishedRef<'_> {
+    /// Whether a provider answered.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        matches!(self.resolution, Resolution::Success { .. })
+    }
+
+    /// The owned [`Finished`], the history copied: what [`Action::Finish`] carries.
+    ///
+    /// [`Action::Finish`]: super::Action::Finish
+    #[must_use]
+    pub fn to_finished(&self) -> Finished {
+        Finished {
+            resolution: self.resolution,
+            attempts: self.attempts,
+            elapsed: self.elapsed,
+            cost: self.cost,
+            retry_cost: self.retry_cost,
+            history: self.history.clone(),
+        }
+    }
+}
+
 /// The four ways a request ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolution {

@@ -117,6 +117,7 @@ fn drive_for(
     let mut seen = Vec::new();
     let mut n = 0;
     for poll in 1..=polls {
+        assert_eq!(plan.finish().is_some(), plan.is_finished());
         match plan.poll(now, &mut rng) {
             Action::Attempt(attempt) => {
                 seen.push(Seen::Attempt {
@@ -153,6 +154,10 @@ fn drive_for(
                 plan.on_cache(now, cache_hit);
             }
             Action::Finish(finished) => {
+                // The borrowed finish is the one the poll handed out.
+                let borrowed = plan.finish().expect("a plan that finished has a finish");
+                assert_eq!(borrowed.to_finished(), finished);
+                assert_eq!(borrowed.is_success(), finished.is_success());
                 return Driven {
                     finished: Some(finished),
                     seen,
