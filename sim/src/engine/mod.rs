@@ -22,9 +22,8 @@ use std::time::Duration;
 use breakwater_core::plan::EntryEvent;
 use breakwater_core::rng::{SeededRng, seeded};
 use breakwater_core::{
-    Action, AttemptId, Class, Deadline, ErrorCode, Finished, Hints, Metrics, MetricsSnapshot,
-    Outcome, Plan, Registry, RequestOptions, Resolution, Rng, Route, TaskKind, Time, TimeoutPhase,
-    Usage,
+    Action, AttemptId, Class, Deadline, ErrorCode, Hints, Metrics, MetricsSnapshot, Outcome, Plan,
+    Registry, RequestOptions, Resolution, Rng, Route, TaskKind, Time, TimeoutPhase, Usage,
 };
 
 pub use clients::Population;
@@ -541,6 +540,11 @@ impl<'r> Sim<'r> {
             let Some(req) = self.requests.get_mut(idx) else {
                 return;
             };
+            // A finished plan's poll would only hand back a copy of its finish.
+            if req.plan.is_finished() {
+                self.finish_request(now, idx);
+                return;
+            }
             let action = req
                 .plan
                 .poll(now, &mut self.plan_rngs[req.call.replica as usize]);
@@ -594,9 +598,10 @@ impl<'r> Sim<'r> {
                 }
                 Action::Notice(_) => {}
                 Action::LookupCache => req.plan.on_cache(now, false),
-                // By reference: moving the finish (~400 bytes) out would copy it.
-                Action::Finish(ref finished) => {
-                    self.finish_request(now, idx, finished);
+                // Read from the plan, where it lies (a degraded finish comes this way;
+                // a plan finished by its last outcome is caught before the poll).
+                Action::Finish(_) => {
+                    self.finish_request(now, idx);
                     return;
                 }
             }
@@ -818,12 +823,24 @@ fn outcome(response: Response, retry_after_max: Option<Duration>) -> (Outcome, U
 }
 
 impl Sim<'_> {
-    fn finish_request(&mut self, now: Time, idx: u32, finished: &Finished) {
+    /// Request `idx`'s plan has finished: records it and frees its slot.
+    fn finish_request(&mut self, now: Time, idx: u32) {
         // Read in place, and the slot kept for the next request: taking the request
-        // out would copy it.
+        // out would copy it. So is the finish: the poll's copy of it copies the
+        // history, up to `max_history` entries for a request that retried through a
+        // storm (6% of the default run's time).
         let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
+        let Some(finished) = req.plan.finish() else {
+            return;
+        };
+        let (resolution, attempts, cost, retry_cost) = (
+            finished.resolution,
+            finished.attempts,
+            finished.cost,
+            finished.retry_cost,
+        );
         let (start, replica, population, worker) = (
             req.call.start,
             req.call.replica,
@@ -834,14 +851,17 @@ impl Sim<'_> {
         req.live = false;
         req.attempt_gen = req.attempt_gen.wrapping_add(1);
         self.free.push(idx);
-        let resolution = match finished.resolution {
+        // The slot is free but untouched until a new request takes it: its plan still
+        // holds the finish, read below by index (the live-only accessors skip it now).
+        let plan = &self.requests.0[idx as usize].plan;
+        let resolution = match resolution {
             Resolution::Success { .. } => crate::measure::Resolution::Success,
             Resolution::Degraded { .. } => crate::measure::Resolution::Degraded,
             Resolution::Queued { .. } => crate::measure::Resolution::Queued,
             Resolution::Failed { .. } => crate::measure::Resolution::Failed,
         };
         if self.malformed_rngs.iter().any(Option::is_some) {
-            for entry in finished.history.entries() {
+            for entry in plan.history().entries() {
                 if let EntryEvent::Attempt {
                     class: Class::InvalidOutput,
                     cost,
@@ -857,13 +877,15 @@ impl Sim<'_> {
             start,
             end: now,
             resolution,
-            attempts: finished.attempts,
-            cost_nanodollars: finished.cost.nanodollars(),
-            retry_cost_nanodollars: finished.retry_cost.nanodollars(),
+            attempts,
+            cost_nanodollars: cost.nanodollars(),
+            retry_cost_nanodollars: retry_cost.nanodollars(),
             malformed: malformed && resolution == crate::measure::Resolution::Success,
         });
-        if let Some(metrics) = &mut self.metrics {
-            metrics.record(&self.routes[replica as usize], finished);
+        if let Some(metrics) = &mut self.metrics
+            && let Some(finished) = plan.finish()
+        {
+            metrics.record(&self.routes[replica as usize], &finished.to_finished());
         }
         self.last_finish = self.last_finish.max(now);
         if worker && let Some(at) = self.populations[population as usize].think(now) {
