@@ -826,9 +826,9 @@ impl Sim<'_> {
     /// Request `idx`'s plan has finished: records it and frees its slot.
     fn finish_request(&mut self, now: Time, idx: u32) {
         // Read in place, and the slot kept for the next request: taking the request
-        // out would copy it. So is the finish: the poll's copy of it copies the
-        // history, up to `max_history` entries for a request that retried through a
-        // storm (6% of the default run's time).
+        // out would copy it. The finish too is read in place: a poll's `Finished`
+        // owns a copy of the history, up to `max_history` entries for a request that
+        // retried through a storm (6% of the default run's time).
         let Some(req) = self.requests.get_mut(idx) else {
             return;
         };
