@@ -186,29 +186,29 @@ pub(super) fn build(src: &str, raw: RawScenario) -> Result<Scenario> {
 /// [`limits::REPLICAS`] and [`limits::WORKERS`]; the error names the population that
 /// crosses the limit.
 fn population_limits(c: &Check<'_>, clients: &[Client]) -> Result<()> {
+    // The running total of `what` after population `i`, against its limit.
+    let within = |i: usize, field: &str, total: u64, limit: u64, what: &str| {
+        if total > limit {
+            return c.err(
+                &format!("clients[{i}].{field}"),
+                format!("the clients have {total} {what} so far; at most {limit} in all"),
+            );
+        }
+        Ok(())
+    };
     let (mut replicas, mut workers) = (0u64, 0u64);
     for (i, cl) in clients.iter().enumerate() {
         replicas += u64::from(cl.replicas);
-        if replicas > limits::REPLICAS {
-            return c.err(
-                &format!("clients[{i}].replicas"),
-                format!(
-                    "the clients have {replicas} replicas so far; at most {} in all",
-                    limits::REPLICAS
-                ),
-            );
-        }
+        within(i, "replicas", replicas, limits::REPLICAS, "replicas")?;
         if let Arrivals::Closed { workers: w, .. } = cl.arrivals {
             workers += u64::from(w);
-            if workers > limits::WORKERS {
-                return c.err(
-                    &format!("clients[{i}].workers"),
-                    format!(
-                        "the clients have {workers} closed-loop workers so far; at most {} in all",
-                        limits::WORKERS
-                    ),
-                );
-            }
+            within(
+                i,
+                "workers",
+                workers,
+                limits::WORKERS,
+                "closed-loop workers",
+            )?;
         }
     }
     Ok(())
