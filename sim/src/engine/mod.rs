@@ -225,7 +225,8 @@ struct Call {
     output: u32,
     /// The attempt out, if any.
     attempt: Option<Out>,
-    /// The server job serving it, if any.
+    /// The server job serving the attempt out, if any (kept until the reply arrives,
+    /// though the job may have finished: abandoning a finished job does nothing).
     job: Option<ServiceId>,
     /// The plan timer already scheduled.
     wake_at: Time,
@@ -673,12 +674,12 @@ impl<'r> Sim<'r> {
         }
         // An abandoned job's request has moved on (its timeout fired): no answer.
         if !done.abandoned {
+            // The request's slot is not touched here: its `call.job` keeps the finished
+            // job's id until the reply arrives (or the timeout fires first, whose
+            // `abandon` of a finished id is a no-op: the server's ids carry
+            // generations). With many requests in flight the slot is out of cache by
+            // now, and the reply reads it again anyway.
             let (req, attempt_gen) = tagged_request(done.tag);
-            if let Some(r) = self.requests.get_mut(req)
-                && r.attempt_gen == attempt_gen
-            {
-                r.call.job = None;
-            }
             self.queue.schedule(
                 done.at,
                 Ev::Reply {

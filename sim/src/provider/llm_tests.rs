@@ -236,6 +236,27 @@ fn abandoned_work_keeps_its_slot_until_it_ends() {
 }
 
 #[test]
+fn abandoning_a_finished_job_does_nothing() {
+    // The engine keeps a finished job's id until the reply arrives, and a timeout in
+    // between abandons it: that must not touch the job now in its slot.
+    let mut s = server(1, Limits::default(), &[]);
+    let mut rng = seeded(1);
+    let a = started(s.on_arrival(Time::ZERO, ATTEMPT, &mut rng));
+    assert!(
+        !s.on_service_done(a.done_at, a.id, &mut rng)
+            .unwrap()
+            .abandoned
+    );
+    s.abandon(a.id);
+    let b = started(s.on_arrival(a.done_at, ATTEMPT, &mut rng));
+    assert_eq!(b.id.index(), a.id.index(), "the slot is reused");
+    s.abandon(a.id);
+    let d = s.on_service_done(b.done_at, b.id, &mut rng).unwrap();
+    assert!(!d.abandoned);
+    assert_eq!(s.stats().wasted, 0);
+}
+
+#[test]
 fn the_queue_is_fifo() {
     let mut s = server(1, Limits::default(), &[]);
     let mut rng = seeded(1);

@@ -215,6 +215,27 @@ mod tests {
     }
 
     #[test]
+    fn abandoning_a_finished_job_does_nothing() {
+        let mut row = RowServer::new(
+            RowSpec {
+                hop_mean_ms: 10.0,
+                hop_sd_ms: 2.0,
+            },
+            Storms::calm(),
+        );
+        let mut rng = seeded(4);
+        let r = started(row.on_arrival(Time::ZERO, spec(RowOp::Read), &mut rng));
+        row.on_service_done(r.done_at, r.id, &mut rng).unwrap();
+        row.abandon(r.id);
+        let w = started(row.on_arrival(r.done_at, spec(RowOp::Write { expected: 0 }), &mut rng));
+        assert_eq!(w.id.index(), r.id.index(), "the slot is reused");
+        row.abandon(r.id);
+        let d = row.on_service_done(w.done_at, w.id, &mut rng).unwrap();
+        assert_eq!(d.response, Response::RowWritten { version: 1 });
+        assert_eq!(row.stats().wasted, 0);
+    }
+
+    #[test]
     fn hops_are_positive_around_their_mean() {
         let row = RowServer::new(
             RowSpec {
