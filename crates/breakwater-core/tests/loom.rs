@@ -13,10 +13,11 @@ use std::time::Duration;
 use breakwater_core::breaker::Cause;
 use breakwater_core::registry::SharedBudget;
 use breakwater_core::{
-    Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Class, Jitter, Permit, QuotaConfig,
-    RatioConfig, Refused, RejectReason, RetryBudget, RetryReason, State, ThrottleConfig, Time,
-    Window, Withdrawal,
+    Admit, Backoff, Breaker, BreakerConfig, Budget, BudgetConfig, Class, Jitter, Key, Permit,
+    QuotaConfig, RatioConfig, Refused, Registry, RegistryConfig, RejectReason, RetryBudget,
+    RetryReason, State, ThrottleConfig, Time, Window, Withdrawal,
 };
+use loom::sync::Arc;
 use loom::thread;
 
 /// Runs `f` under every interleaving loom explores within the preemption bound.
@@ -494,6 +495,48 @@ fn records_racing_a_forced_trip_are_counted_or_ignored_whole() {
         call(&b, secs(2), &Class::Success);
         assert_eq!(b.state(secs(2)), State::Closed);
         assert_eq!(failures_to_trip(&b, secs(2), 3), Some(2));
+    });
+}
+
+/// A look-up by key reads the gate's copy in the registry's table: racing a forced trip,
+/// the admit and its failure belong to the old closed period or are refused, the trip
+/// happens once; afterwards the look-up is refused until a reset, and admitted again in
+/// the new period, whose count starts from zero.
+#[test]
+fn a_look_up_by_key_racing_a_trip_sees_it_whole() {
+    model(|| {
+        let registry = Arc::new(
+            Registry::new(RegistryConfig {
+                breaker: Some(config(2, 1)),
+                budget: None,
+                ..RegistryConfig::default()
+            })
+            .expect("valid"),
+        );
+        let key = Key::new("p", "m");
+        let b = registry.breaker(&key).expect("breakers on");
+        let now = secs(1);
+        let racer = {
+            let (registry, key) = (Arc::clone(&registry), key.clone());
+            thread::spawn(move || {
+                if let Some(Admit::Admitted(p)) = registry.admit(&key, now) {
+                    registry.record(&key, now, p, &Class::Retriable, Duration::ZERO);
+                }
+            })
+        };
+        b.force_open(now);
+        racer.join().expect("no panic");
+        assert_eq!(causes(&b), [Cause::Forced]);
+        assert!(matches!(
+            registry.admit(&key, now),
+            Some(Admit::Rejected(_))
+        ));
+        b.reset(now);
+        let Some(Admit::Admitted(p)) = registry.admit(&key, now) else {
+            panic!("a reset breaker admits by key");
+        };
+        registry.record(&key, now, p, &Class::Retriable, Duration::ZERO);
+        assert_eq!(b.state(now), State::Closed, "one failure of two");
     });
 }
 

@@ -1,9 +1,9 @@
 //! The [`Registry`] against a sequential reference model, as a proptest state machine:
-//! random runs of admit, record (every class, 429s with Retry-After among them), drop
-//! a permit, advance time, and the budget's deposit, withdrawal and settlement, over
-//! three keys of two providers. After every step each key's breaker state, admission
-//! answer and events, each budget's balance and the set of keys with a breaker must be
-//! what the model says.
+//! random runs of admit and record (by key, or through a handle to the breaker; every
+//! class, 429s with Retry-After among them), drop a permit, advance time, and the
+//! budget's deposit, withdrawal and settlement, over three keys of two providers.
+//! After every step each key's breaker state, admission answer and events, each
+//! budget's balance and the set of keys with a breaker must be what the model says.
 //!
 //! The model keeps one reference breaker per key (`support::breaker_model`, shared
 //! with the breaker's own proptest) and one plainly written budget per budget scope.
@@ -54,11 +54,13 @@ fn scope_slot(scope: BudgetScope, key: usize) -> usize {
 /// One step of the run.
 #[derive(Clone, Debug)]
 enum Step {
-    /// Ask `key`'s breaker for admission; keep the permit.
-    Admit { key: usize },
-    /// Record the outcome of held permit `permit`.
+    /// Ask `key`'s breaker for admission; keep the permit. `by_key`: through
+    /// [`Registry::admit`] (the look-up by key), else through a handle to the breaker.
+    Admit { key: usize, by_key: bool },
+    /// Record the outcome of held permit `permit` (`by_key` as for `Admit`).
     Record {
         permit: usize,
+        by_key: bool,
         class: Class,
         latency_ms: u64,
     },
@@ -212,10 +214,10 @@ impl ReferenceStateMachine for RegistryMachine {
         let permits = state.permits.len().max(1);
         let withdrawals = state.withdrawals.len().max(1);
         prop_oneof![
-            12 => keys.clone().prop_map(|key| Step::Admit { key }),
-            12 => (0..permits, class(), 0u64..400).prop_map(|(permit, class, latency_ms)| {
-                Step::Record { permit, class, latency_ms }
-            }),
+            12 => (keys.clone(), any::<bool>()).prop_map(|(key, by_key)| Step::Admit { key, by_key }),
+            12 => (0..permits, any::<bool>(), class(), 0u64..400).prop_map(
+                |(permit, by_key, class, latency_ms)| Step::Record { permit, by_key, class, latency_ms },
+            ),
             2 => (0..permits).prop_map(|permit| Step::Drop { permit }),
             5 => (0u64..800).prop_map(|ms| Step::Advance { ms }),
             4 => keys.clone().prop_map(|key| Step::Request { key }),
@@ -240,7 +242,7 @@ impl ReferenceStateMachine for RegistryMachine {
         let now = state.now;
         state.answer = Answer::None;
         match *step {
-            Step::Admit { key } => {
+            Step::Admit { key, .. } => {
                 if let Some(model) = state.breaker(key) {
                     state.answer = match model.admit(now) {
                         Ok(permit) => {
@@ -257,6 +259,7 @@ impl ReferenceStateMachine for RegistryMachine {
                 permit,
                 ref class,
                 latency_ms,
+                ..
             } => {
                 let (key, permit) = state.permits.remove(permit);
                 if let Some(model) = state.breaker(key) {
@@ -338,9 +341,14 @@ impl StateMachineTest for RegistryTest {
         let registry = &system.registry;
         let mut answer = Answer::None;
         match step {
-            Step::Admit { key: k } => {
-                if let Some(breaker) = registry.breaker(&key(k)) {
-                    answer = match breaker.admit(now).into_result() {
+            Step::Admit { key: k, by_key } => {
+                let admitted = if by_key {
+                    registry.admit(&key(k), now)
+                } else {
+                    registry.breaker(&key(k)).map(|breaker| breaker.admit(now))
+                };
+                if let Some(admitted) = admitted {
+                    answer = match admitted.into_result() {
                         Ok(permit) => {
                             let probe = permit.is_probe();
                             system.permits.push((k, permit));
@@ -352,12 +360,18 @@ impl StateMachineTest for RegistryTest {
             }
             Step::Record {
                 permit,
+                by_key,
                 class,
                 latency_ms,
             } => {
                 let (k, permit) = system.permits.remove(permit);
-                let breaker = registry.breaker(&key(k)).expect("it admitted the permit");
-                breaker.record(now, permit, &class, Duration::from_millis(latency_ms));
+                let latency = Duration::from_millis(latency_ms);
+                if by_key {
+                    registry.record(&key(k), now, permit, &class, latency);
+                } else {
+                    let breaker = registry.breaker(&key(k)).expect("it admitted the permit");
+                    breaker.record(now, permit, &class, latency);
+                }
             }
             Step::Drop { permit } => drop(system.permits.remove(permit)),
             Step::Advance { ms } => system.now = now + Duration::from_millis(ms),

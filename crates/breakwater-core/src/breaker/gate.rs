@@ -31,11 +31,19 @@
 //! lock holder clears them before it stores the gate). A reader that sees the old gate
 //! acts as if it ran just before the transition, which it may have. Nothing else is
 //! published through these words, so stronger orderings would buy nothing.
+//!
+//! A breaker a registry made also stores its gate, with the same value and `Release`,
+//! into a [`Mirror`] right after the gate itself, still under the lock; the registry's
+//! look-up by key reads the mirror (`Acquire`) in place of the gate. A reader that sees
+//! the mirror's new value has seen everything the gate's store published; one that
+//! sees the old value acts as if it ran before the transition, as above.
 
 use std::ops::Deref;
 
 use super::{RejectReason, Rejection};
 use crate::Time;
+use crate::sync::Ordering::{Acquire, Release};
+use crate::sync::{Arc, AtomicU64};
 
 /// Tag: Closed and admitting; `admit` takes no lock.
 pub(super) const ADMITTING: u64 = 0;
@@ -104,6 +112,52 @@ pub(super) fn rejection(blocked: u64, now: Time) -> Option<Rejection> {
         _ => (RejectReason::Isolated, None),
     };
     Some(Rejection { reason, until })
+}
+
+/// Gate words of several breakers on one cache line: a registry keeps a copy of each
+/// of its breakers' gates in one ([`Mirror`]), so that a look-up by key reads a word
+/// packed with other keys' words rather than a cache line of the breaker's own. With
+/// thousands of keys the difference is whether the words a look-up reads stay in the
+/// cache (see the registry's `Breakers`).
+#[derive(Debug)]
+#[repr(align(64))]
+pub(crate) struct GateLine([AtomicU64; GateLine::WORDS]);
+
+impl GateLine {
+    /// Words per line (8 bytes each, 64 bytes in all).
+    pub(crate) const WORDS: usize = 8;
+
+    pub(crate) fn new() -> GateLine {
+        GateLine(std::array::from_fn(|_| AtomicU64::new(closed(0, false))))
+    }
+}
+
+/// A copy of one breaker's gate word, in a [`GateLine`]. Only the breaker writes it,
+/// under its lock, right after the gate and with the same value and ordering, so that
+/// once the lock is released the two are equal; a reader of the copy is a reader of
+/// the gate a moment earlier (see the module docs' orderings).
+#[derive(Clone, Debug)]
+pub(crate) struct Mirror {
+    line: Arc<GateLine>,
+    index: usize,
+}
+
+impl Mirror {
+    /// Word `index` (below [`GateLine::WORDS`]) of `line`; it must belong to no other
+    /// breaker.
+    pub(crate) fn new(line: Arc<GateLine>, index: usize) -> Mirror {
+        Mirror { line, index }
+    }
+
+    /// The gate as last published.
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        self.line.0[self.index].load(Acquire)
+    }
+
+    pub(super) fn store(&self, gate: u64) {
+        self.line.0[self.index].store(gate, Release);
+    }
 }
 
 /// Keeps a value on its own cache line, so that writes to it do not slow down readers

@@ -106,12 +106,12 @@ pub use fleet::{FleetChange, FleetView};
 pub use permit::{Admit, Permit, RejectReason, Rejection};
 pub use state::{BreakerEvent, Cause, State, StateKind};
 
-use crate::Key;
 use crate::class::{Class, ClassKind};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::time::Time;
 use gate::Padded;
+pub(crate) use gate::{GateLine, Mirror};
 use transitions::{Machine, ProbeResult, Ticket};
 use window::{Stats, Totals};
 
@@ -133,19 +133,23 @@ impl Breaker {
         Breaker::build(config, seed, None)
     }
 
-    /// A closed breaker for `key` (the registry's: it finds breakers by the key they
-    /// carry).
-    pub(crate) fn keyed(config: BreakerConfig, seed: u64, key: Key) -> Breaker {
-        Breaker::build(config, seed, Some(key))
+    /// A closed breaker that also publishes its gate word to `mirror` (the registry's:
+    /// see [`Breaker::admit_from`]).
+    pub(crate) fn mirrored(config: BreakerConfig, seed: u64, mirror: Mirror) -> Breaker {
+        Breaker::build(config, seed, Some(mirror))
     }
 
-    fn build(config: BreakerConfig, seed: u64, key: Option<Key>) -> Breaker {
+    fn build(config: BreakerConfig, seed: u64, mirror: Option<Mirror>) -> Breaker {
+        let gate = gate::closed(0, false);
+        if let Some(mirror) = &mirror {
+            mirror.store(gate);
+        }
         Breaker {
             inner: Arc::new(Inner {
-                gate: AtomicU64::new(gate::closed(0, false)),
+                gate: AtomicU64::new(gate),
                 blocked: AtomicU64::new(0),
                 consecutive: AtomicU64::new(0),
-                key,
+                mirror,
                 rules: Rules::new(&config),
                 window: config.window.map(Stats::new),
                 machine: Padded(Mutex::new(Machine::new(
@@ -164,16 +168,18 @@ impl Breaker {
         &self.inner.config
     }
 
-    /// The key it was made for, if a registry made it.
-    pub(crate) fn key(&self) -> Option<&Key> {
-        self.inner.key.as_ref()
-    }
-
     /// Admission. Open past its `until` moves to HalfOpen here (no separate tick
     /// needed); in HalfOpen this takes a probe slot.
     #[inline]
     pub fn admit(&self, now: Time) -> Admit {
-        match gate::admitting(self.inner.gate.load(Acquire)) {
+        self.admit_from(self.inner.gate.load(Acquire), now)
+    }
+
+    /// [`admit`](Self::admit), given the gate word as read from this breaker's
+    /// [`Mirror`] (or its own gate).
+    #[inline]
+    pub(crate) fn admit_from(&self, gate: u64, now: Time) -> Admit {
+        match gate::admitting(gate) {
             Some(period) => Admit::Admitted(Permit {
                 probe: None,
                 id: period,
@@ -343,7 +349,6 @@ impl Breaker {
 impl fmt::Debug for Breaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
-            .field("key", &self.inner.key)
             .field("gate", &self.inner.gate.load(Relaxed))
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
@@ -353,10 +358,10 @@ impl fmt::Debug for Breaker {
 /// The shared part of a breaker.
 ///
 /// In declared order (`repr(C)`; `Inner` is 128-aligned, so it starts a cache line):
-/// the first line holds the gate, the blocked word, the consecutive count and the key,
-/// everything a registry look-up and admit reads (the key to match, the gate to
-/// admit); then the read-only rules and config, the window (128-aligned), the mutex
-/// last (ordered so that the alignments pad little).
+/// the first line holds the gate, the blocked word, the consecutive count and the
+/// start of the read-only rules, what the closed state's admit and record read; then
+/// the config, the window (128-aligned), the mutex last (ordered so that the
+/// alignments pad little).
 #[repr(C)]
 struct Inner {
     /// See `gate.rs`.
@@ -365,8 +370,8 @@ struct Inner {
     blocked: AtomicU64,
     /// Failures in a row in the current closed period.
     consecutive: AtomicU64,
-    /// The key a registry made it for (and finds it by).
-    key: Option<Key>,
+    /// Where the gate is copied for a registry, if a registry made the breaker.
+    mirror: Option<Mirror>,
     rules: Rules,
     config: BreakerConfig,
     window: Option<Stats>,
@@ -412,20 +417,25 @@ impl Inner {
         }
         if self.gate.load(Relaxed) != gate {
             self.gate.store(gate, Release);
+            if let Some(mirror) = &self.mirror {
+                mirror.store(gate);
+            }
         }
         out
     }
 }
 
-/// The config as the lock-free paths use it.
+/// The config as the lock-free paths use it. `repr(C)`, every record's two fields
+/// first: they share the gate's cache line (see [`Inner`]).
+#[repr(C)]
 struct Rules {
     /// Per [`ClassKind`] (in declaration order): `Some(true)` a failure, `Some(false)`
     /// a success, `None` neither.
     counted: [Option<bool>; ClassKind::ALL.len()],
+    slow_call: Duration,
     consecutive: Option<u64>,
     failure_rate: Option<f64>,
     slow_call_rate: Option<f64>,
-    slow_call: Duration,
     min_calls: u32,
 }
 

@@ -72,10 +72,16 @@ const FAIL: Class = Class::Retriable;
 const OK: Class = Class::Success;
 
 #[test]
-fn a_registry_look_up_and_admit_read_one_cache_line() {
+fn the_closed_state_reads_one_line_of_its_own() {
     use std::mem::{align_of, offset_of, size_of};
-    // `Inner` starts a line, and the gate and the key are on its first one.
+    // `Inner` starts a line; admit reads the gate, a fast success's record the
+    // consecutive count and the rules' class table and slow-call threshold, all on the
+    // first line (and the window's settled count, on the window's).
     assert!(align_of::<Inner>() >= 64);
     assert_eq!(offset_of!(Inner, gate), 0);
-    assert!(offset_of!(Inner, key) + size_of::<Option<crate::Key>>() <= 64);
+    assert!(offset_of!(Inner, consecutive) < 64);
+    assert!(
+        offset_of!(Inner, rules.counted) + size_of::<[Option<bool>; ClassKind::ALL.len()]>() <= 64
+    );
+    assert!(offset_of!(Inner, rules.slow_call) + size_of::<Duration>() <= 64);
 }
