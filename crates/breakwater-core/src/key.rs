@@ -10,42 +10,56 @@ use serde::{Deserialize, Serialize};
 /// A provider and model pair: the unit that has its own circuit breaker and
 /// Retry-After cooldown (providers rate-limit per model).
 ///
-/// Cloning is cheap (two reference-count increments); compare and order by value.
-/// The key carries a stable hash of its text, computed once by [`Key::new`]: hashing a
-/// key writes that one number, so a look-up reads neither string, and comparing two
-/// keys first compares their hashes, then each name's pointer (a key cloned from
-/// another shares its `Arc`s, so a registry look-up with a bound route's key reads no
-/// string), and only then the strings. Serialized, it is the two names.
+/// Two words: the stable hash of its text, computed once by [`Key::new`], and one
+/// thin `Arc` to the names. Cloning is one reference-count increment; compare and
+/// order by value. Hashing a key writes that one number, so a look-up reads no
+/// string, and comparing two keys first compares their hashes, then their `Arc`s'
+/// pointers (a key cloned from another shares its `Arc`, so a registry look-up with a
+/// bound route's key reads no string), and only then the names. Small, so that a
+/// table of keys stays small: the registry's slots hold them inline. Serialized, it
+/// is the two names.
 #[derive(Clone, Eq, Serialize, Deserialize)]
 #[serde(from = "KeyParts", into = "KeyParts")]
 pub struct Key {
     /// [`stable_hash`] of the two names.
     hash: u64,
-    provider: Arc<str>,
-    model: Arc<str>,
+    names: Arc<Names>,
+}
+
+/// A key's names, one after the other in one string.
+#[derive(PartialEq, Eq)]
+struct Names {
+    text: Box<str>,
+    /// Where the model's name starts in `text`.
+    split: usize,
 }
 
 impl Key {
     /// The key for `model` at `provider`, e.g. `Key::new("anthropic", "claude-sonnet-4-5")`.
     #[must_use]
     pub fn new(provider: &str, model: &str) -> Key {
+        let mut text = String::with_capacity(provider.len() + model.len());
+        text.push_str(provider);
+        text.push_str(model);
         Key {
             hash: stable_hash(provider, model),
-            provider: Arc::from(provider),
-            model: Arc::from(model),
+            names: Arc::new(Names {
+                text: text.into_boxed_str(),
+                split: provider.len(),
+            }),
         }
     }
 
     /// The provider's name, as configured (`"anthropic"`, `"openai"`, `"gemini"`, …).
     #[must_use]
     pub fn provider(&self) -> &str {
-        &self.provider
+        &self.names.text[..self.names.split]
     }
 
     /// The model's name at that provider.
     #[must_use]
     pub fn model(&self) -> &str {
-        &self.model
+        &self.names.text[self.names.split..]
     }
 
     /// FNV-1a over `provider/model`: the same in every process and on every machine
@@ -75,24 +89,18 @@ impl Hash for Key {
 }
 
 impl PartialEq for Key {
-    /// Equal names. (std's `Arc<str>` comparison always reads both strings: a look-up
-    /// would miss the cache twice more for names it holds the very `Arc`s of.)
+    /// Equal names. (Comparing the text first would read both keys' strings: a look-up
+    /// would miss the cache for names it holds the very `Arc` of.)
     fn eq(&self, other: &Key) -> bool {
         self.hash == other.hash
-            && same_name(&self.provider, &other.provider)
-            && same_name(&self.model, &other.model)
+            && (Arc::ptr_eq(&self.names, &other.names) || self.names == other.names)
     }
-}
-
-/// Whether two names are equal: the same allocation, or the same text.
-fn same_name(a: &Arc<str>, b: &Arc<str>) -> bool {
-    Arc::ptr_eq(a, b) || **a == **b
 }
 
 impl Ord for Key {
     /// By provider, then model (the hash plays no part: the order is the names').
     fn cmp(&self, other: &Key) -> Ordering {
-        (&*self.provider, &*self.model).cmp(&(&*other.provider, &*other.model))
+        (self.provider(), self.model()).cmp(&(other.provider(), other.model()))
     }
 }
 
@@ -105,25 +113,21 @@ impl PartialOrd for Key {
 /// A key's serialized form: the two names.
 #[derive(Serialize, Deserialize)]
 struct KeyParts {
-    provider: Arc<str>,
-    model: Arc<str>,
+    provider: String,
+    model: String,
 }
 
 impl From<KeyParts> for Key {
     fn from(parts: KeyParts) -> Key {
-        Key {
-            hash: stable_hash(&parts.provider, &parts.model),
-            provider: parts.provider,
-            model: parts.model,
-        }
+        Key::new(&parts.provider, &parts.model)
     }
 }
 
 impl From<Key> for KeyParts {
     fn from(key: Key) -> KeyParts {
         KeyParts {
-            provider: key.provider,
-            model: key.model,
+            provider: key.provider().to_owned(),
+            model: key.model().to_owned(),
         }
     }
 }
@@ -168,7 +172,7 @@ impl Hasher for KeyHasher {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.provider, self.model)
+        write!(f, "{}/{}", self.provider(), self.model())
     }
 }
 
@@ -224,21 +228,28 @@ mod tests {
     fn equal_hashes_are_not_enough_and_shared_names_are() {
         let key = |hash, model: &str| Key {
             hash,
-            provider: Arc::from("p"),
-            model: Arc::from(model),
+            ..Key::new("p", model)
         };
         // Separate allocations compare by text, whatever the hashes say.
         assert_eq!(key(1, "m"), key(1, "m"));
         assert_ne!(key(1, "m"), key(1, "n"));
         assert_ne!(key(1, "m"), key(2, "m"));
-        // The same allocations are the same names.
+        // The split is part of the names: "ab" + "" is not "a" + "b".
+        assert_ne!(
+            key(1, "b"),
+            Key {
+                hash: 1,
+                ..Key::new("pb", "")
+            }
+        );
+        // The same allocation is the same names.
         let a = key(1, "m");
         let b = Key {
             hash: 1,
-            provider: Arc::clone(&a.provider),
-            model: Arc::clone(&a.model),
+            names: Arc::clone(&a.names),
         };
         assert_eq!(a, b);
+        assert_eq!(size_of::<Key>(), 16, "two words");
     }
 
     #[test]
