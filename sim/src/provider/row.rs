@@ -158,6 +158,17 @@ mod tests {
         }
     }
 
+    /// A row with 10 ms hops (sd 2 ms) and no storm.
+    fn calm_row() -> RowServer {
+        RowServer::new(
+            RowSpec {
+                hop_mean_ms: 10.0,
+                hop_sd_ms: 2.0,
+            },
+            Storms::calm(),
+        )
+    }
+
     fn started(a: Arrival) -> Started {
         match a {
             Arrival::Started(s) => s,
@@ -167,13 +178,7 @@ mod tests {
 
     #[test]
     fn conditional_writes_conflict_in_event_order() {
-        let mut row = RowServer::new(
-            RowSpec {
-                hop_mean_ms: 10.0,
-                hop_sd_ms: 2.0,
-            },
-            Storms::calm(),
-        );
+        let mut row = calm_row();
         let mut rng = seeded(4);
         // Two clients read version 0.
         let r1 = started(row.on_arrival(Time::ZERO, spec(RowOp::Read), &mut rng));
@@ -216,13 +221,7 @@ mod tests {
 
     #[test]
     fn abandoning_a_finished_job_does_nothing() {
-        let mut row = RowServer::new(
-            RowSpec {
-                hop_mean_ms: 10.0,
-                hop_sd_ms: 2.0,
-            },
-            Storms::calm(),
-        );
+        let mut row = calm_row();
         let mut rng = seeded(4);
         let r = started(row.on_arrival(Time::ZERO, spec(RowOp::Read), &mut rng));
         row.on_service_done(r.done_at, r.id, &mut rng).unwrap();
@@ -237,13 +236,7 @@ mod tests {
 
     #[test]
     fn hops_are_positive_around_their_mean() {
-        let row = RowServer::new(
-            RowSpec {
-                hop_mean_ms: 10.0,
-                hop_sd_ms: 2.0,
-            },
-            Storms::calm(),
-        );
+        let row = calm_row();
         let mut rng = seeded(2);
         let hops: Vec<f64> = (0..10_000)
             .map(|_| row.hop(Time::ZERO, &mut rng).as_secs_f64() * 1e3)
