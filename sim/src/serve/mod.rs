@@ -4,8 +4,8 @@
 //! virtual time answer real HTTP requests here, in real time scaled by a speed factor:
 //! virtual time is `start + real elapsed × speed`, so `speed = 10` plays a 60 s storm
 //! in 6 s and divides every latency and every Retry-After by 10. Real clients (curl,
-//! the official SDKs, `breakwater-http`'s [`Client`]) can then be run against a
-//! replayed storm.
+//! the official SDKs, `breakwater-http`'s `Client`) can then be run against a replayed
+//! storm.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
