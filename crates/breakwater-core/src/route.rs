@@ -182,6 +182,11 @@ pub(crate) const DEFAULT_MAX_HISTORY: u32 = 64;
 /// [`PlanConfig::max_history`]'s largest accepted value.
 const MAX_HISTORY_LIMIT: u32 = 65_536;
 
+/// The most steps a route may have. Far beyond any real fallback chain; it bounds a
+/// step's index so that a request's [`History`](crate::plan::History) can store it in
+/// 32 bits.
+pub const MAX_STEPS: usize = 65_536;
+
 impl Default for PlanConfig {
     fn default() -> PlanConfig {
         PlanConfig {
@@ -240,6 +245,11 @@ pub enum RouteError {
     },
     /// The route has no unconditional step.
     NoSteps,
+    /// The route has more than [`MAX_STEPS`] steps.
+    TooManySteps {
+        /// How many it has.
+        steps: usize,
+    },
     /// A step allows no attempts.
     ZeroAttempts {
         /// The step's index.
@@ -269,6 +279,9 @@ impl fmt::Display for RouteError {
         match self {
             RouteError::Parse { message } => write!(f, "route: {message}"),
             RouteError::NoSteps => f.write_str("route has no unconditional step"),
+            RouteError::TooManySteps { steps } => {
+                write!(f, "route has {steps} steps, more than {MAX_STEPS}")
+            }
             RouteError::ZeroAttempts { step } => {
                 write!(f, "step[{step}].attempts must be at least 1")
             }
@@ -300,7 +313,7 @@ impl RouteError {
     pub fn path(&self) -> Option<String> {
         Some(match self {
             RouteError::Parse { .. } => return None,
-            RouteError::NoSteps => "step".to_owned(),
+            RouteError::NoSteps | RouteError::TooManySteps { .. } => "step".to_owned(),
             RouteError::ZeroAttempts { step } => format!("step[{step}].attempts"),
             RouteError::ZeroTimeout { step } => format!("step[{step}].timeout_ms"),
             RouteError::MaxHistory { .. } => "plan.max_history".to_owned(),
@@ -327,6 +340,11 @@ impl RouteConfig {
     pub fn validate(&self) -> Result<(), RouteError> {
         if !self.steps.iter().any(|s| s.when.is_none()) {
             return Err(RouteError::NoSteps);
+        }
+        if self.steps.len() > MAX_STEPS {
+            return Err(RouteError::TooManySteps {
+                steps: self.steps.len(),
+            });
         }
         let max_history = self.plan.max_history;
         if !(crate::plan::MIN_HISTORY..=MAX_HISTORY_LIMIT).contains(&max_history) {
@@ -640,6 +658,15 @@ mod tests {
         let only_conditional =
             "name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"\nwhen = \"content_policy\"";
         assert_eq!(parse(only_conditional), Err(RouteError::NoSteps));
+        let mut long =
+            RouteConfig::from_toml("name = \"x\"\n[[step]]\nprovider = \"a\"\nmodel = \"m\"")
+                .unwrap();
+        long.steps = vec![long.steps[0].clone(); MAX_STEPS];
+        assert_eq!(long.validate(), Ok(()));
+        long.steps.push(long.steps[0].clone());
+        let err = long.validate().unwrap_err();
+        assert_eq!(err, RouteError::TooManySteps { steps: 65_537 });
+        assert_eq!(err.to_string(), "route has 65537 steps, more than 65536");
         let err = RouteConfig::from_toml("name = \"x\"\nstep = []\nretries = 3").unwrap_err();
         let text = err.to_string();
         assert!(

@@ -152,8 +152,7 @@ impl<'r> Observer<'r> {
     /// Reports the entries added to `history` since the last call (attempts, waits,
     /// skips) and the transitions the route's breakers queued meanwhile.
     pub fn update(&mut self, history: &History) {
-        let entries = history.entries();
-        for entry in entries.get(self.seen..).unwrap_or_default() {
+        for entry in history.entries().skip(self.seen) {
             if let (Some(keys), EntryEvent::Attempt { .. }) = (self.keys, &entry.event)
                 && let Some(step) = keys.step(entry.step)
                 && attempt_metrics(step, &entry.event)
@@ -176,7 +175,7 @@ impl<'r> Observer<'r> {
             };
             entry_metrics(provider, model, &entry.event);
         }
-        self.seen = self.seen.max(entries.len());
+        self.seen = self.seen.max(history.len());
         breaker_transitions(self.route);
     }
 
@@ -410,8 +409,7 @@ fn used_fallback(finished: &Finished) -> bool {
     if let Resolution::Success { fallback_used, .. } = finished.resolution {
         return fallback_used;
     }
-    let entries = finished.history.entries();
-    let Some(first) = entries.first().map(|e| e.step) else {
+    let Some(first) = finished.history.entries().next().map(|e| e.step) else {
         return false;
     };
     finished

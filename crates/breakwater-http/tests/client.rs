@@ -224,7 +224,7 @@ async fn rate_limit_retry_after_is_honoured() {
         classes(&done.history),
         [(0, ClassKind::RateLimited), (0, ClassKind::Success)]
     );
-    assert!(done.history.entries().iter().any(|e| matches!(
+    assert!(done.history.entries().any(|e| matches!(
         e.event,
         EntryEvent::Waited { wait, retry_after: true } if wait == Duration::from_secs(1)
     )));

@@ -77,7 +77,7 @@ async fn a_429_with_retry_after_then_200() {
     assert_eq!(answer.text().await.unwrap(), "fine");
     assert_eq!(report.key, host_key(&server));
     assert_eq!(report.attempts, 2);
-    assert!(report.history.entries().iter().any(|e| e.event
+    assert!(report.history.entries().any(|e| e.event
         == EntryEvent::Waited {
             wait: Duration::from_secs(1),
             retry_after: true

@@ -303,7 +303,7 @@ async fn a_retry_after_past_the_deadline_ends_the_call_at_once_and_cools_the_key
             should_retry: None
         }
     );
-    assert!(history.entries().iter().any(|e| matches!(
+    assert!(history.entries().any(|e| matches!(
         e.event,
         EntryEvent::Skipped(Skip::WaitBeyondDeadline { wait }) if wait == Duration::from_secs(30)
     )));

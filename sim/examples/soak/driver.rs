@@ -240,7 +240,6 @@ pub(crate) async fn drive(client: &Client, first: u64, n: u64, in_flight: usize)
                 let out: Duration = done
                     .history
                     .entries()
-                    .iter()
                     .filter_map(|entry| match entry.event {
                         EntryEvent::Attempt { latency, .. } => Some(latency),
                         _ => None,

@@ -64,6 +64,7 @@
 //!   rest ([`History::elided`]), so a request's memory stays bounded even when every
 //!   provider is down and its deadline is long.
 
+mod history;
 mod result;
 #[cfg(test)]
 mod tests;
@@ -72,10 +73,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use result::MIN_HISTORY;
-pub use result::{
-    DegradedFrom, Entry, EntryEvent, FailReason, Finished, FinishedRef, History, Resolution, Skip,
-};
+pub(crate) use history::MIN_HISTORY;
+pub use history::{Entries, Entry, EntryEvent, History, Skip};
+pub use result::{DegradedFrom, FailReason, Finished, FinishedRef, Resolution};
 
 use crate::breaker::Admit;
 use crate::budget::{RetryReason, Withdrawal};

@@ -352,10 +352,9 @@ fn stream_rng(key: [u8; 32], n: u64) -> SeededRng {
 }
 
 /// The history entry of attempt `number`, if the plan recorded it.
-fn attempt_entry(history: &History, number: u32) -> Option<&breakwater_core::plan::Entry> {
+fn attempt_entry(history: &History, number: u32) -> Option<breakwater_core::plan::Entry> {
     history
         .entries()
-        .iter()
         .rev()
         .find(|e| matches!(e.event, EntryEvent::Attempt { attempt, .. } if attempt == number))
 }

@@ -215,7 +215,7 @@ fn out_of_time(resolution: &Resolution, history: &History) -> bool {
 
 /// The last breaker rejection in `history`.
 fn breaker_rejection(history: &History) -> Option<Rejection> {
-    history.entries().iter().rev().find_map(|e| match e.event {
+    history.entries().rev().find_map(|e| match e.event {
         EntryEvent::Skipped(Skip::Breaker(rejection)) => Some(rejection),
         _ => None,
     })
