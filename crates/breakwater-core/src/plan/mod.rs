@@ -174,8 +174,9 @@ pub struct Plan<'r> {
     deadline: Deadline,
     options: RequestOptions,
     phase: Phase,
-    /// The current step and the attempts made at it.
-    step: usize,
+    /// The current step (below `MAX_STEPS`, so it fits: see [`Plan::step`]) and the
+    /// attempts made at it.
+    step: u32,
     tries: u32,
     /// The backoff's previous delay at this step (for decorrelated jitter).
     last_delay: Option<Duration>,
@@ -185,12 +186,13 @@ pub struct Plan<'r> {
     ambiguous_left: u32,
     /// Retries left at the current step after invalid outputs.
     invalid_left: u32,
-    notice_at: Option<Time>,
+    /// When to tell the caller the request is slow; `Time::MAX`: never (or told).
+    notice_at: Time,
     fallback_used: bool,
     last_class: Option<ClassKind>,
     /// Why the chain ended, once it has; then the next degradation option to try.
     ended: Option<FailReason>,
-    degrade_next: usize,
+    degrade_next: u32,
     cost: Cost,
     retry_cost: Cost,
     history: History,
@@ -241,7 +243,7 @@ impl<'r> Plan<'r> {
             deadline,
             options,
             phase: Phase::Ready,
-            step: route.first_step(),
+            step: step_index(route.first_step()),
             tries: 0,
             last_delay: None,
             withdrawal: None,
@@ -304,7 +306,7 @@ impl<'r> Plan<'r> {
         *plan_deadline = deadline;
         *plan_options = options;
         *phase = Phase::Ready;
-        *step = route.first_step();
+        *step = step_index(route.first_step());
         *tries = 0;
         *last_delay = None;
         *withdrawal = None;
@@ -339,6 +341,12 @@ impl<'r> Plan<'r> {
         &self.history
     }
 
+    /// The current step's index in the route.
+    #[inline]
+    fn step(&self) -> usize {
+        self.step as usize
+    }
+
     /// Whether the plan has finished.
     #[must_use]
     pub fn is_finished(&self) -> bool {
@@ -361,11 +369,8 @@ impl<'r> Plan<'r> {
     /// What to do next. After [`Action::Finish`], every poll returns the same finish.
     pub fn poll<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R) -> Action<'r> {
         loop {
-            if let Some(at) = self.notice_at
-                && now >= at
-                && !self.is_finished()
-            {
-                self.notice_at = None;
+            if now >= self.notice_at && self.notice_at != Time::MAX && !self.is_finished() {
+                self.notice_at = Time::MAX;
                 return Action::Notice(Notice::Slow);
             }
             match self.phase {
@@ -375,13 +380,13 @@ impl<'r> Plan<'r> {
                 } => return Action::Finish(self.finished(resolution, elapsed)),
                 Phase::InFlight { .. } => {
                     return Action::Wait {
-                        until: self.notice_at.unwrap_or(Time::MAX),
+                        until: self.notice_at,
                     };
                 }
                 Phase::AwaitCache => return Action::LookupCache,
                 Phase::Backoff { until } if now < until => {
                     return Action::Wait {
-                        until: self.notice_at.map_or(until, |n| n.min(until)),
+                        until: self.notice_at.min(until),
                     };
                 }
                 Phase::Backoff { .. } => self.phase = Phase::Ready,
@@ -415,7 +420,7 @@ impl<'r> Plan<'r> {
             unreachable!("matched InFlight above")
         };
         let route = self.route;
-        let step = &route.steps[self.step];
+        let step = &route.steps[self.step()];
         let class = route.taxonomy.classify(&outcome);
         let latency = now.saturating_duration_since(sent);
         if let Some(breaker) = &step.breaker {
@@ -439,7 +444,7 @@ impl<'r> Plan<'r> {
         }
         self.last_class = Some(class.kind());
         self.history.push(Entry {
-            step: self.step,
+            step: self.step(),
             at: now,
             event: EntryEvent::Attempt {
                 attempt: self.attempts,
@@ -455,7 +460,7 @@ impl<'r> Plan<'r> {
             Class::Success => self.done(
                 now,
                 Resolution::Success {
-                    step: self.step,
+                    step: self.step(),
                     fallback_used: self.fallback_used,
                 },
             ),
@@ -469,7 +474,7 @@ impl<'r> Plan<'r> {
             ),
             Class::NonRetriable(fatal) => {
                 match Condition::for_fatal(fatal).and_then(|c| route.conditional_step(c)) {
-                    Some(target) if target != self.step => {
+                    Some(target) if target != self.step() => {
                         self.enter_step(target);
                         Phase::Ready
                     }
@@ -552,11 +557,7 @@ impl<'r> Plan<'r> {
     /// before `now` means "poll now".
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        let notice = if self.is_finished() {
-            None
-        } else {
-            self.notice_at
-        };
+        let notice = (self.notice_at != Time::MAX && !self.is_finished()).then_some(self.notice_at);
         let own = match self.phase {
             Phase::Backoff { until } => Some(until),
             Phase::Ready | Phase::Retry { .. } | Phase::Degrading => Some(Time::ZERO),
@@ -578,7 +579,7 @@ impl<'r> Plan<'r> {
                     last: self.last_class,
                 });
             }
-            let step = &route.steps[self.step];
+            let step = &route.steps[self.step()];
             if self.tries >= step.attempts {
                 if !self.advance() {
                     return None;
@@ -631,7 +632,7 @@ impl<'r> Plan<'r> {
                 .deadline
                 .attempt_timeout(now, step.timeout)
                 .unwrap_or(Duration::ZERO);
-            let fallback = self.step != route.first_step();
+            let fallback = self.step() != route.first_step();
             self.fallback_used |= fallback;
             self.tries += 1;
             self.attempts += 1;
@@ -644,7 +645,7 @@ impl<'r> Plan<'r> {
             };
             return Some(Attempt {
                 id,
-                step: self.step,
+                step: self.step(),
                 key: &step.key,
                 prompt_variant: step.prompt_variant.as_deref(),
                 validator: step.validator.as_deref(),
@@ -667,7 +668,7 @@ impl<'r> Plan<'r> {
         rng: &mut R,
     ) {
         let route = self.route;
-        let step = &route.steps[self.step];
+        let step = &route.steps[self.step()];
         self.phase = Phase::Ready;
         if self.tries >= step.attempts {
             self.advance();
@@ -698,7 +699,7 @@ impl<'r> Plan<'r> {
         }
         if !wait.is_zero() {
             self.history.push(Entry {
-                step: self.step,
+                step: self.step(),
                 at: now,
                 event: EntryEvent::Waited {
                     wait,
@@ -716,10 +717,10 @@ impl<'r> Plan<'r> {
     // Off the success path: out of line, so that the callers on it stay small.
     #[inline(never)]
     fn advance(&mut self) -> bool {
-        let next = if self.route.steps[self.step].when.is_some() {
+        let next = if self.route.steps[self.step()].when.is_some() {
             None
         } else {
-            self.route.next_step(self.step + 1)
+            self.route.next_step(self.step() + 1)
         };
         match next {
             Some(next) => {
@@ -736,7 +737,7 @@ impl<'r> Plan<'r> {
     }
 
     fn enter_step(&mut self, step: usize) {
-        self.step = step;
+        self.step = step_index(step);
         self.tries = 0;
         self.invalid_left = self.route.plan.invalid_output_retries;
         self.last_delay = None;
@@ -767,9 +768,9 @@ impl<'r> Plan<'r> {
             TaskKind::Critical => &self.route.degrade.critical,
         };
         let reason = self.end_reason();
-        let resolution = match options.get(self.degrade_next) {
+        let resolution = match options.get(self.degrade_next as usize) {
             Some(Degrade::Cache) => {
-                self.degrade_next += 1;
+                self.degrade_next = self.degrade_next.saturating_add(1);
                 self.phase = Phase::AwaitCache;
                 return Action::LookupCache;
             }
@@ -792,7 +793,7 @@ impl<'r> Plan<'r> {
     #[inline(never)]
     fn skip(&mut self, now: Time, skip: Skip) {
         self.history.push(Entry {
-            step: self.step,
+            step: self.step(),
             at: now,
             event: EntryEvent::Skipped(skip),
         });
@@ -829,9 +830,24 @@ impl<'r> Plan<'r> {
 /// When a request over `route` with `deadline` is taking longer than usual: its
 /// start plus the route's slow-notice threshold, or never when that is zero.
 #[inline]
-fn slow_notice_at(route: &Route, deadline: Deadline) -> Option<Time> {
+/// When the slow notice is due; `Time::MAX` (never) when the route has none.
+fn slow_notice_at(route: &Route, deadline: Deadline) -> Time {
     let slow = route.plan.slow_notice;
-    (!slow.is_zero()).then(|| deadline.start().saturating_add(slow))
+    if slow.is_zero() {
+        Time::MAX
+    } else {
+        deadline.start().saturating_add(slow)
+    }
+}
+
+/// A step index as the plan keeps it: validated routes have at most
+/// [`MAX_STEPS`](crate::route::MAX_STEPS) steps, so it fits 32 bits.
+fn step_index(step: usize) -> u32 {
+    debug_assert!(
+        step < crate::route::MAX_STEPS,
+        "step {step} of a validated route"
+    );
+    step as u32
 }
 
 /// The shortest attempt worth sending at `step`.
