@@ -343,7 +343,7 @@ fn report(
         let secs = elapsed.as_secs_f64().max(1e-9);
         let threads = threads(args).min(runs.len()).max(1);
         eprintln!(
-            "simulated {requests} requests, {events} events in {secs:.2} s on {threads} threads: \
+            "simulated {requests} requests, {events} events in {secs:.3} s on {threads} threads: \
              {:.2} M events/s, {:.2} M requests/s ({:.2} M events/s, {:.2} M requests/s per thread)",
             events as f64 / secs / 1e6,
             requests as f64 / secs / 1e6,
