@@ -60,16 +60,12 @@ mod openai;
 mod round;
 mod store;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use breakwater_core::BatchCost;
-use parking_lot::Mutex;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::queue::{Queue, QueueError};
+use crate::queue::{Queue, QueueError, Worker};
 
 /// How a batch submitter runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,23 +160,19 @@ pub struct BatchCounts {
 
 /// A batch submitter running on a tokio task; see [`Queue::submit_batches`].
 #[derive(Debug)]
-pub struct BatchSubmitter {
-    stop: watch::Sender<bool>,
-    stats: Arc<Mutex<BatchStats>>,
-    task: JoinHandle<Result<(), QueueError>>,
-}
+pub struct BatchSubmitter(Worker<BatchStats>);
 
 impl BatchSubmitter {
     /// What it has done so far.
     #[must_use]
     pub fn stats(&self) -> BatchStats {
-        *self.stats.lock()
+        self.0.stats()
     }
 
     /// Whether it has stopped (asked to, or on an error of the queue's file).
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.0.is_finished()
     }
 
     /// Stops it. A round in progress is abandoned where it is: a batch being created
@@ -191,12 +183,7 @@ impl BatchSubmitter {
     ///
     /// The queue error that stopped it earlier, if one did.
     pub async fn stop(self) -> Result<BatchStats, QueueError> {
-        let _ = self.stop.send(true);
-        let ended = self
-            .task
-            .await
-            .map_err(|e| QueueError::Interrupted(e.to_string()))?;
-        ended.map(|()| *self.stats.lock())
+        self.0.stop().await
     }
 }
 
@@ -209,23 +196,21 @@ impl Queue {
     /// Outside a tokio runtime (as `tokio::spawn`).
     #[must_use = "dropping the BatchSubmitter leaves it running without a way to stop it"]
     pub fn submit_batches(&self, client: Client, config: BatchConfig) -> BatchSubmitter {
-        let (stop, mut stopped) = watch::channel(false);
-        let stats = Arc::new(Mutex::new(BatchStats::default()));
         let queue = self.clone();
-        let shared = Arc::clone(&stats);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    round = queue.round(&client, &config) => shared.lock().add(round?),
-                    _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+        BatchSubmitter(Worker::<BatchStats>::spawn(
+            |shared, mut stopped| async move {
+                loop {
+                    tokio::select! {
+                        round = queue.round(&client, &config) => shared.lock().add(round?),
+                        _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(config.poll) => {}
+                        _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                    }
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(config.poll) => {}
-                    _ = stopped.wait_for(|stop| *stop) => return Ok(()),
-                }
-            }
-        });
-        BatchSubmitter { stop, stats, task }
+            },
+        ))
     }
 
     /// One round of the batch submitter (see the [module docs](self)): reconcile,

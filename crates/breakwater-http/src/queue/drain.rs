@@ -27,10 +27,9 @@ use std::time::Duration;
 use breakwater_core::plan::FailReason;
 use breakwater_core::{Rejection, Time};
 use parking_lot::Mutex;
-use std::sync::Arc;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
+use super::worker::Worker;
 use super::{Answer, Billed, Pending, Queue, QueueError, StoredTask, TaskState, wall_ms};
 use crate::client::{Client, Error};
 use crate::clock;
@@ -90,23 +89,19 @@ impl DrainStats {
 
 /// A drain running on a tokio task; see [`Queue::drain`].
 #[derive(Debug)]
-pub struct Drainer {
-    stop: watch::Sender<bool>,
-    stats: Arc<Mutex<DrainStats>>,
-    task: JoinHandle<Result<(), QueueError>>,
-}
+pub struct Drainer(Worker<DrainStats>);
 
 impl Drainer {
     /// What it has done so far.
     #[must_use]
     pub fn stats(&self) -> DrainStats {
-        *self.stats.lock()
+        self.0.stats()
     }
 
     /// Whether it has stopped (asked to, or on an error of the queue's file).
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.0.is_finished()
     }
 
     /// Stops it: a replay in flight is abandoned (its task stays pending, to be
@@ -117,12 +112,7 @@ impl Drainer {
     ///
     /// The queue error that stopped it earlier, if one did.
     pub async fn stop(self) -> Result<DrainStats, QueueError> {
-        let _ = self.stop.send(true);
-        let ended = self
-            .task
-            .await
-            .map_err(|e| QueueError::Interrupted(e.to_string()))?;
-        ended.map(|()| *self.stats.lock())
+        self.0.stop().await
     }
 }
 
@@ -151,31 +141,29 @@ impl Queue {
     /// Outside a tokio runtime (as `tokio::spawn`).
     #[must_use = "dropping the Drainer leaves it running without a way to stop it"]
     pub fn drain(&self, client: Client, config: DrainConfig) -> Drainer {
-        let (stop, mut stopped) = watch::channel(false);
-        let stats = Arc::new(Mutex::new(DrainStats::default()));
         let queue = self.clone();
-        let shared = Arc::clone(&stats);
-        let task = tokio::spawn(async move {
-            loop {
-                let sweep = queue.sweep(&client, &config, &shared, &stopped).await?;
-                if *stopped.borrow() {
-                    return Ok(());
+        Drainer(Worker::<DrainStats>::spawn(
+            |shared, mut stopped| async move {
+                loop {
+                    let sweep = queue.sweep(&client, &config, &shared, &stopped).await?;
+                    if *stopped.borrow() {
+                        return Ok(());
+                    }
+                    if sweep.stats.delivered > 0 {
+                        continue;
+                    }
+                    let now = clock::read().now;
+                    let pause = sweep
+                        .reopens
+                        .map_or(config.idle, |at| at.saturating_duration_since(now))
+                        .min(config.idle);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                    }
                 }
-                if sweep.stats.delivered > 0 {
-                    continue;
-                }
-                let now = clock::read().now;
-                let pause = sweep
-                    .reopens
-                    .map_or(config.idle, |at| at.saturating_duration_since(now))
-                    .min(config.idle);
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    _ = stopped.wait_for(|stop| *stop) => return Ok(()),
-                }
-            }
-        });
-        Drainer { stop, stats, task }
+            },
+        ))
     }
 
     /// One sweep over the pending tasks (see the [module docs](self)); returns what

@@ -49,6 +49,7 @@ pub(crate) mod store;
 mod task;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ use rusqlite::Connection;
 pub use drain::{DrainConfig, DrainStats, Drainer};
 pub(crate) use store::{Answer, Pending};
 pub use task::{Billed, Enqueued, QueueCounts, StoredTask, Task, TaskState};
+pub(crate) use worker::Worker;
 
 /// A durable queue of tasks in one SQLite file; cheap to clone (shared inside).
 ///
