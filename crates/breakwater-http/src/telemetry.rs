@@ -139,7 +139,7 @@ impl<'r> Observer<'r> {
     }
 
     /// An observer that reports the hot series through `keys`, built once for `route`
-    /// (see [`metric_keys`](crate::metric_keys)), instead of building each key per
+    /// (see [`metric_keys`]), instead of building each key per
     /// call.
     #[must_use]
     pub(crate) fn with_keys(route: &'r Route, kind: TaskKind, keys: &'r RouteKeys) -> Observer<'r> {

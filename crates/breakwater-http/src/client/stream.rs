@@ -16,6 +16,9 @@
 //!
 //! "Tokens delivered" counts text deltas passed to the caller: the providers report
 //! token usage only at the end of a stream.
+//!
+//! [`RequestOptions::allow_restart_after_tokens`]:
+//!     breakwater_core::plan::RequestOptions::allow_restart_after_tokens
 
 use std::time::Duration;
 

@@ -145,7 +145,7 @@ impl Billed {
     }
 }
 
-/// What [`Queue::enqueue`] did.
+/// What [`Queue::enqueue`](super::Queue::enqueue) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Enqueued {
     /// The task's id (the earlier task's, when the key was already queued).

@@ -1,9 +1,8 @@
 //! The batches and files `serve` holds, and where each request of a batch stands at a
 //! given virtual time.
 //!
-//! A batch is processed when it is created ([`lane`](super::lane)): every request's
-//! answer and the virtual time it is ready are known from then on, and the clock
-//! reveals them. A request with an answer ready by `now` has its result; one without
+//! A batch is processed when it is created ([`lane`]): every request's answer and the
+//! virtual time it is ready are known from then on, and the clock reveals them. A request with an answer ready by `now` has its result; one without
 //! is processing, then `canceled` if the batch was cancelled first, or `expired` once
 //! the batch's expiry has passed. The batch has ended when every request has one of
 //! those results. Memory is bounded: at most [`BatchSettings::max_batches`] batches
