@@ -61,14 +61,7 @@ impl Queue {
             path: &path,
             body: None,
         };
-        let status = http::send(
-            client.http(),
-            &provider,
-            call,
-            config.request_timeout,
-            DEFAULT_RESPONSE_LIMIT,
-        )
-        .await;
+        let status = send(client, config, &provider, call).await;
         let progress = match status {
             Err(outcome) => {
                 let class = Taxonomy::default().classify(&outcome);
@@ -373,6 +366,25 @@ struct Pick {
     step: usize,
 }
 
+/// Sends `call` to `provider` within the batch settings' request timeout, reading at
+/// most [`DEFAULT_RESPONSE_LIMIT`] bytes of the answer (a results file has its own
+/// limit, [`BatchConfig::results_limit`]).
+async fn send(
+    client: &Client,
+    config: &BatchConfig,
+    provider: &ProviderEntry,
+    call: Call<'_>,
+) -> http::Answer {
+    http::send(
+        client.http(),
+        provider,
+        call,
+        config.request_timeout,
+        DEFAULT_RESPONSE_LIMIT,
+    )
+    .await
+}
+
 async fn create_anthropic(
     client: &Client,
     config: &BatchConfig,
@@ -391,14 +403,7 @@ async fn create_anthropic(
         path: anthropic::PATH,
         body: Some(("application/json".to_owned(), body)),
     };
-    let answer = http::send(
-        client.http(),
-        provider,
-        call,
-        config.request_timeout,
-        DEFAULT_RESPONSE_LIMIT,
-    )
-    .await?;
+    let answer = send(client, config, provider, call).await?;
     let remote = anthropic::batch_id(&answer).map_err(|_| Outcome::MalformedBody)?;
     Ok((remote, None))
 }
@@ -419,28 +424,14 @@ async fn create_openai(
         path: openai::FILES_PATH,
         body: Some(openai::upload(&file)),
     };
-    let answer = http::send(
-        client.http(),
-        provider,
-        call,
-        config.request_timeout,
-        DEFAULT_RESPONSE_LIMIT,
-    )
-    .await?;
+    let answer = send(client, config, provider, call).await?;
     let file_id = openai::object_id(&answer).map_err(|_| Outcome::MalformedBody)?;
     let call = Call {
         method: Method::POST,
         path: openai::BATCHES_PATH,
         body: Some(("application/json".to_owned(), openai::create_body(&file_id))),
     };
-    let answer = http::send(
-        client.http(),
-        provider,
-        call,
-        config.request_timeout,
-        DEFAULT_RESPONSE_LIMIT,
-    )
-    .await?;
+    let answer = send(client, config, provider, call).await?;
     let remote = openai::object_id(&answer).map_err(|_| Outcome::MalformedBody)?;
     Ok((remote, Some(file_id)))
 }
