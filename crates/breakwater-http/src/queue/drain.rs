@@ -29,8 +29,7 @@ use breakwater_core::{Rejection, Time};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::worker::Worker;
-use super::{Answer, Billed, Pending, Queue, QueueError, StoredTask, TaskState, wall_ms};
+use super::{Answer, Billed, Pending, Queue, QueueError, StoredTask, TaskState, Worker, wall_ms};
 use crate::client::{Client, Error};
 use crate::clock;
 
